@@ -1,0 +1,78 @@
+"""Classification loss and the three localization constraints of the paper (Sec. 3.3).
+
+All constraint functions take transforms (B, K, 4) as (s_x, s_y, t_x, t_y), sum over the K steps
+and average over the batch.  Each is exactly zero inside its allowed region.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .config import LossConfig
+from .model import RAMOutput
+
+
+def anchor_loss(transforms: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
+    """1/2 [(t_x - c_x)^2 + (t_y - c_y)^2] per step, with anchors (K, 2) the (c_x, c_y) of each step."""
+    centres = transforms[..., 2:]  # (B, K, 2)
+    return 0.5 * ((centres - anchors.to(centres)) ** 2).sum(-1).sum(-1).mean()
+
+
+def scale_loss(transforms: torch.Tensor, alpha: float = 0.5) -> torch.Tensor:
+    """max(|s_x| - alpha, 0)^2 + max(|s_y| - alpha, 0)^2: keeps regions from growing past alpha."""
+    scales = transforms[..., :2]
+    return (F.relu(scales.abs() - alpha) ** 2).sum(-1).sum(-1).mean()
+
+
+def positive_loss(transforms: torch.Tensor, beta: float = 0.1) -> torch.Tensor:
+    """max(beta - s_x, 0) + max(beta - s_y, 0): keeps scales positive (no mirrored regions)."""
+    scales = transforms[..., :2]
+    return F.relu(beta - scales).sum(-1).sum(-1).mean()
+
+
+def classification_loss(logits: torch.Tensor, targets: torch.Tensor, kind: str = "bce",
+                        mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Multi-label loss on fused logits (B, C) against {0, 1} targets (B, C).
+
+    mask (B, C), optional: 0 where a label is to be ignored (VOC 'difficult'-only classes).
+    "bce": binary cross-entropy with logits.  "mse": the paper's squared error, here between the
+    sigmoid probabilities and the targets, summed over classes.
+    """
+    if kind == "bce":
+        per = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+    elif kind == "mse":
+        per = (torch.sigmoid(logits) - targets) ** 2
+    else:
+        raise ValueError(f"unknown classification loss {kind!r}")
+    if mask is not None:
+        per = per * mask
+    return per.sum(1).mean()
+
+
+@dataclass
+class LossTerms:
+    total: torch.Tensor
+    classification: torch.Tensor
+    anchor: torch.Tensor
+    scale: torch.Tensor
+    positive: torch.Tensor
+
+    def as_floats(self) -> dict[str, float]:
+        return {k: float(getattr(self, k).detach()) for k in ("total", "classification", "anchor", "scale", "positive")}
+
+
+def ram_loss(output: RAMOutput, targets: torch.Tensor, cfg: LossConfig, anchors: torch.Tensor,
+             mask: torch.Tensor | None = None) -> LossTerms:
+    """Classification loss plus the weighted localization constraints, each term kept separately."""
+    cls = classification_loss(output.logits, targets, cfg.classification, mask)
+    zero = cls.new_zeros(())
+    if output.transforms.shape[1] == 0:  # baseline head: nothing to constrain
+        return LossTerms(cls, cls, zero, zero, zero)
+    a = anchor_loss(output.transforms, anchors)
+    s = scale_loss(output.transforms, cfg.alpha)
+    p = positive_loss(output.transforms, cfg.beta)
+    total = cls + cfg.anchor_weight * a + cfg.scale_weight * s + cfg.positive_weight * p
+    return LossTerms(total, cls, a, s, p)

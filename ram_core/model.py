@@ -1,0 +1,196 @@
+"""The recurrent memorized-attention model (Wang et al., ICCV 2017) and its baseline head.
+
+RAMModel = backbone (image -> feature map) + head (feature map -> scores).  The heads work on
+feature maps alone, so training can run from a cache of frozen-backbone features.
+
+The recurrence, in one place (RecurrentAttentionHead.forward):
+    M_0 = identity                              # the initial step sees the whole map
+    for k = 0..K:
+        region_k = grid_sample(features, affine_grid(M_k))    # (B, C, r, r), no proposals
+        h_k, c_k = LSTM(encode(region_k), (h_{k-1}, c_{k-1}))  # memory across steps
+        scores_k = classify(h_k)                               # this region's label scores
+        M_{k+1}  = localize(h_k)                               # where to look next
+    fused = max over k = 1..K of scores_k (category-wise); optionally k = 0 too
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .backbones import build_backbone, get_backbone_spec
+from .config import RAMConfig
+
+
+@dataclass
+class RAMOutput:
+    """Raw outputs of a head for a batch.  K = 0 for the baseline head."""
+
+    logits: torch.Tensor  # (B, C) fused scores, before the sigmoid
+    global_logits: torch.Tensor  # (B, C) scores of the initial whole-map step
+    step_logits: torch.Tensor  # (B, K, C) scores of steps 1..K
+    transforms: torch.Tensor  # (B, K, 4) (s_x, s_y, t_x, t_y) of steps 1..K
+
+
+def transform_to_theta(transforms: torch.Tensor) -> torch.Tensor:
+    """(..., 4) (s_x, s_y, t_x, t_y) -> (..., 2, 3) affine matrices [[s_x, 0, t_x], [0, s_y, t_y]]."""
+    s_x, s_y, t_x, t_y = transforms.unbind(-1)
+    zero = torch.zeros_like(s_x)
+    return torch.stack(
+        [torch.stack([s_x, zero, t_x], -1), torch.stack([zero, s_y, t_y], -1)], dim=-2
+    )
+
+
+def transform_to_box(transforms: torch.Tensor) -> torch.Tensor:
+    """(..., 4) transforms -> (..., 4) boxes (x0, y0, x1, y1) as fractions of the image.
+
+    affine_grid maps the output grid's [-1, 1] to input coordinates s * u + t, so the sampled region
+    spans t - |s| .. t + |s| in the input's [-1, 1] frame (a negative s mirrors the region).  Not
+    clipped: a box may reach outside the image, where the sampler reads zeros.
+    """
+    s_x, s_y, t_x, t_y = transforms.unbind(-1)
+    s_x, s_y = s_x.abs(), s_y.abs()
+    x0 = (t_x - s_x + 1) / 2
+    x1 = (t_x + s_x + 1) / 2
+    y0 = (t_y - s_y + 1) / 2
+    y1 = (t_y + s_y + 1) / 2
+    return torch.stack([x0, y0, x1, y1], -1)
+
+
+def sample_region(features: torch.Tensor, transforms: torch.Tensor, size: int) -> torch.Tensor:
+    """Bilinearly sample a size x size region of features (B, C, H, W) at transforms (B, 4)."""
+    theta = transform_to_theta(transforms).to(features.dtype)
+    grid = F.affine_grid(theta, [features.shape[0], features.shape[1], size, size], align_corners=False)
+    return F.grid_sample(features, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+class RecurrentAttentionHead(nn.Module):
+    """Spatial transformer + LSTM over a feature map (B, C, H, W); see the module docstring."""
+
+    def __init__(self, cfg: RAMConfig, in_channels: int) -> None:
+        super().__init__()
+        self.cfg = cfg
+        r = cfg.region_size
+        if cfg.region_encoder == "pool":
+            self.reduce = None
+            encoder_in = in_channels
+        else:
+            # A 1x1 conv commutes with bilinear sampling, so reduce the whole map once per image
+            # and sample the cheap reduced map at every step.
+            self.reduce = nn.Sequential(nn.Conv2d(in_channels, cfg.region_channels, 1), nn.ReLU(inplace=True))
+            encoder_in = cfg.region_channels * r * r
+        self.encoder = nn.Sequential(nn.Linear(encoder_in, cfg.embed_dim), nn.ReLU(inplace=True))
+        self.lstm = nn.LSTMCell(cfg.embed_dim, cfg.hidden_size)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.classifier = nn.Linear(cfg.hidden_size, cfg.num_classes)
+        # Optional skip: the region's pooled feature scored directly, e.g. by an ImageNet-initialised
+        # classifier, with the LSTM's classifier adding what memory contributes.
+        self.region_classifier = nn.Linear(in_channels, cfg.num_classes) if cfg.region_skip else None
+        self.localizer = nn.Linear(cfg.hidden_size, 4)
+        nn.init.normal_(self.localizer.weight, std=1e-3)
+        if cfg.transform_mode == "direct":
+            with torch.no_grad():
+                self.localizer.bias.copy_(torch.tensor([cfg.init_scale, cfg.init_scale, 0.0, 0.0]))
+        else:
+            nn.init.zeros_(self.localizer.bias)
+        self.register_buffer("anchors", torch.tensor(cfg.anchors, dtype=torch.float32), persistent=False)
+
+    def _next_transform(self, h: torch.Tensor, step: int) -> torch.Tensor:
+        """(B, hidden) -> (B, 4) transform of step `step` (1-based)."""
+        raw = self.localizer(h)
+        if self.cfg.transform_mode == "direct":
+            return raw
+        base = torch.cat([raw.new_full((2,), self.cfg.init_scale), self.anchors[step - 1]])
+        return raw + base
+
+    def forward(self, features: torch.Tensor) -> RAMOutput:
+        cfg = self.cfg
+        b = features.shape[0]
+        reduced = self.reduce(features) if self.reduce is not None else None
+        identity = features.new_tensor([1.0, 1.0, 0.0, 0.0]).expand(b, 4)
+        h = c = features.new_zeros(b, cfg.hidden_size)
+        transform = identity
+        step_logits, transforms = [], []
+        global_logits = None
+        for k in range(cfg.num_steps + 1):
+            pooled = sample_region(features, transform, cfg.region_size).mean((2, 3))  # (B, C)
+            if reduced is None:
+                encoded = self.encoder(self.dropout(pooled))
+            else:
+                encoded = self.encoder(sample_region(reduced, transform, cfg.region_size).flatten(1))
+            h, c = self.lstm(encoded, (h, c))
+            logits = self.classifier(self.dropout(h))
+            if self.region_classifier is not None:
+                logits = logits + self.region_classifier(self.dropout(pooled))
+            if k == 0:
+                global_logits = logits
+            else:
+                step_logits.append(logits)
+                transforms.append(transform)
+            if k < cfg.num_steps:
+                transform = self._next_transform(h, k + 1)
+        steps = torch.stack(step_logits, 1)  # (B, K, C)
+        pool = torch.cat([global_logits[:, None], steps], 1) if cfg.fuse_global else steps
+        return RAMOutput(
+            logits=pool.amax(1),
+            global_logits=global_logits,
+            step_logits=steps,
+            transforms=torch.stack(transforms, 1),
+        )
+
+
+class BaselineHead(nn.Module):
+    """Global average pooling + linear classifier on the same features: RAM's point of comparison."""
+
+    def __init__(self, cfg: RAMConfig, in_channels: int) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.classifier = nn.Linear(in_channels, cfg.num_classes)
+
+    def forward(self, features: torch.Tensor) -> RAMOutput:
+        logits = self.classifier(self.dropout(features.mean((2, 3))))
+        b, c = logits.shape
+        return RAMOutput(
+            logits=logits,
+            global_logits=logits,
+            step_logits=logits.new_zeros(b, 0, c),
+            transforms=logits.new_zeros(b, 0, 4),
+        )
+
+
+def build_head(cfg: RAMConfig) -> nn.Module:
+    channels = get_backbone_spec(cfg.backbone).channels
+    return RecurrentAttentionHead(cfg, channels) if cfg.head == "ram" else BaselineHead(cfg, channels)
+
+
+class RAMModel(nn.Module):
+    """Backbone + head.  forward(images (B, 3, S, S) normalised) -> RAMOutput."""
+
+    def __init__(self, cfg: RAMConfig, backbone: nn.Module, head: nn.Module | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.backbone = backbone
+        self.head = head if head is not None else build_head(cfg)
+        if cfg.freeze_backbone:
+            self.backbone.requires_grad_(False)
+            self.backbone.eval()
+
+    def train(self, mode: bool = True) -> "RAMModel":
+        super().train(mode)
+        if self.cfg.freeze_backbone:
+            self.backbone.eval()  # frozen BatchNorm statistics stay ImageNet's
+        return self
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        return self.backbone(images)
+
+    def forward(self, images: torch.Tensor) -> RAMOutput:
+        return self.head(self.features(images))
+
+
+def build_model(cfg: RAMConfig, backbone_weights: str | None = None) -> RAMModel:
+    """A fresh model; backbone weights as in backbones.build_backbone."""
+    return RAMModel(cfg, build_backbone(cfg.backbone, backbone_weights))

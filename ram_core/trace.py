@@ -1,0 +1,136 @@
+"""The structured trace of one image: what the CLI prints, the app draws and the tests check.
+
+Per step: the transform (s_x, s_y, t_x, t_y), the box as fractions of the image and in the original
+image's pixels, and the step's scores; the global step's scores; the fused scores; for each class,
+which step supplied its fused (max) score.  `to_json()` is the `predict --json` schema.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .model import RAMOutput, transform_to_box
+
+
+@dataclass
+class StepTrace:
+    step: int  # 1..K
+    transform: dict[str, float]  # s_x, s_y, t_x, t_y in the sampler's [-1, 1] frame
+    box_norm: list[float]  # x0, y0, x1, y1 as fractions of the image, unclipped
+    box: list[float]  # x0, y0, x1, y1 in original-image pixels, clipped to the image
+    scores: dict[str, float]  # class -> probability
+
+    def top(self, n: int = 3) -> list[tuple[str, float]]:
+        return sorted(self.scores.items(), key=lambda kv: -kv[1])[:n]
+
+
+@dataclass
+class AttentionTrace:
+    image: str
+    width: int  # original image size, after EXIF rotation
+    height: int
+    class_names: list[str]
+    scores: dict[str, float]  # fused
+    global_scores: dict[str, float]
+    steps: list[StepTrace]
+    max_step: dict[str, int]  # class -> step that gave its fused score (0 = the global step)
+    threshold: float = 0.5
+    seconds: float | None = None  # inference time for this image (its share of the batch)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def labels(self, threshold: float | None = None) -> list[str]:
+        t = self.threshold if threshold is None else threshold
+        return [c for c, p in sorted(self.scores.items(), key=lambda kv: -kv[1]) if p >= t]
+
+    def top(self, n: int = 5) -> list[tuple[str, float]]:
+        return sorted(self.scores.items(), key=lambda kv: -kv[1])[:n]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "image": self.image,
+            "width": self.width,
+            "height": self.height,
+            "labels": self.labels(),
+            "threshold": self.threshold,
+            "scores": self.scores,
+            "global_scores": self.global_scores,
+            "max_step": self.max_step,
+            "steps": [
+                {"step": s.step, "box": s.box, "box_norm": s.box_norm, "transform": s.transform, "scores": s.scores}
+                for s in self.steps
+            ],
+            "seconds": self.seconds,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "AttentionTrace":
+        names = list(data["scores"])
+        return cls(
+            image=data["image"],
+            width=int(data["width"]),
+            height=int(data["height"]),
+            class_names=names,
+            scores={k: float(v) for k, v in data["scores"].items()},
+            global_scores={k: float(v) for k, v in data["global_scores"].items()},
+            steps=[StepTrace(int(s["step"]), s["transform"], list(s["box_norm"]), list(s["box"]), s["scores"])
+                   for s in data["steps"]],
+            max_step={k: int(v) for k, v in data.get("max_step", {}).items()},
+            threshold=float(data.get("threshold", 0.5)),
+            seconds=data.get("seconds"),
+        )
+
+
+def _round(x: float, nd: int = 5) -> float:
+    return round(float(x), nd)
+
+
+def traces_from_output(output: RAMOutput, names: list[str], sizes: list[tuple[int, int]],
+                       class_names: list[str], fuse_global: bool, threshold: float = 0.5,
+                       seconds: float | None = None) -> list[AttentionTrace]:
+    """Turn a batch's RAMOutput into one AttentionTrace per image.  sizes: (width, height) each."""
+    fused = torch.sigmoid(output.logits.float()).cpu()
+    glob = torch.sigmoid(output.global_logits.float()).cpu()
+    steps = torch.sigmoid(output.step_logits.float()).cpu()  # (B, K, C)
+    transforms = output.transforms.float().cpu()  # (B, K, 4)
+    boxes = transform_to_box(transforms)  # (B, K, 4) fractions
+    k = steps.shape[1]
+    if k:
+        pool = torch.cat([glob[:, None], steps], 1) if fuse_global else steps
+        arg = pool.argmax(1) + (0 if fuse_global else 1)  # (B, C) step index, 0 = global
+    else:
+        arg = torch.zeros_like(fused, dtype=torch.long)
+    traces = []
+    for i, (name, (w, h)) in enumerate(zip(names, sizes)):
+        step_list = []
+        for j in range(k):
+            bn = [_round(v) for v in boxes[i, j].tolist()]
+            px = [
+                _round(min(max(bn[0], 0.0), 1.0) * w, 1),
+                _round(min(max(bn[1], 0.0), 1.0) * h, 1),
+                _round(min(max(bn[2], 0.0), 1.0) * w, 1),
+                _round(min(max(bn[3], 0.0), 1.0) * h, 1),
+            ]
+            s_x, s_y, t_x, t_y = (_round(v) for v in transforms[i, j].tolist())
+            step_list.append(StepTrace(
+                step=j + 1,
+                transform={"s_x": s_x, "s_y": s_y, "t_x": t_x, "t_y": t_y},
+                box_norm=bn,
+                box=px,
+                scores={c: _round(p) for c, p in zip(class_names, steps[i, j].tolist())},
+            ))
+        traces.append(AttentionTrace(
+            image=name,
+            width=int(w),
+            height=int(h),
+            class_names=list(class_names),
+            scores={c: _round(p) for c, p in zip(class_names, fused[i].tolist())},
+            global_scores={c: _round(p) for c, p in zip(class_names, glob[i].tolist())},
+            steps=step_list,
+            max_step={c: int(a) for c, a in zip(class_names, arg[i].tolist())},
+            threshold=threshold,
+            seconds=seconds,
+        ))
+    return traces

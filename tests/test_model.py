@@ -1,0 +1,120 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ram_core.config import RAMConfig
+from ram_core.model import (BaselineHead, RecurrentAttentionHead, sample_region, transform_to_box,
+                            transform_to_theta)
+
+
+def make_head(**kw):
+    cfg = RAMConfig(class_names=["a", "b", "c", "d"], num_steps=kw.pop("num_steps", 5), region_size=4,
+                    embed_dim=16, hidden_size=16, **kw)
+    torch.manual_seed(0)
+    return RecurrentAttentionHead(cfg, in_channels=8), cfg
+
+
+def test_output_shapes():
+    head, cfg = make_head()
+    out = head(torch.randn(3, 8, 7, 7))
+    assert out.logits.shape == (3, 4)
+    assert out.global_logits.shape == (3, 4)
+    assert out.step_logits.shape == (3, 5, 4)
+    assert out.transforms.shape == (3, 5, 4)
+
+
+def test_identity_transform_is_the_whole_image_box():
+    identity = torch.tensor([1.0, 1.0, 0.0, 0.0])
+    assert torch.allclose(transform_to_box(identity), torch.tensor([0.0, 0.0, 1.0, 1.0]))
+    # and half scale at the top-left anchor covers the top-left quadrant... centred on (0.25, 0.25)
+    box = transform_to_box(torch.tensor([0.5, 0.5, -0.5, -0.5]))
+    assert torch.allclose(box, torch.tensor([0.0, 0.0, 0.5, 0.5]))
+
+
+def test_identity_sampling_reproduces_the_map():
+    fmap = torch.randn(2, 3, 6, 6)
+    region = sample_region(fmap, torch.tensor([[1.0, 1.0, 0.0, 0.0]] * 2), 6)
+    assert torch.allclose(region, fmap, atol=1e-5)
+
+
+def test_sampler_reads_the_region_the_box_names():
+    # a map that is 1 only in its top-left quadrant: sampling the top-left box reads only ones
+    fmap = torch.zeros(1, 1, 8, 8)
+    fmap[..., :4, :4] = 1.0
+    region = sample_region(fmap, torch.tensor([[0.5, 0.5, -0.5, -0.5]]), 4)
+    assert torch.allclose(region, torch.ones_like(region))
+    region = sample_region(fmap, torch.tensor([[0.5, 0.5, 0.5, 0.5]]), 4)
+    assert torch.allclose(region, torch.zeros_like(region))
+
+
+def test_theta_layout():
+    theta = transform_to_theta(torch.tensor([0.3, 0.4, 0.1, -0.2]))
+    assert torch.allclose(theta, torch.tensor([[0.3, 0.0, 0.1], [0.0, 0.4, -0.2]]))
+
+
+def test_gradients_reach_the_transform_head_through_the_sampler():
+    head, _ = make_head()
+    fmap = torch.randn(2, 8, 7, 7)
+    out = head(fmap)
+    # the loss depends on transforms only through the sampled regions (no constraint terms)
+    F.binary_cross_entropy_with_logits(out.logits, torch.ones_like(out.logits)).backward()
+    g = head.localizer.weight.grad
+    assert g is not None and g.abs().sum() > 0
+
+
+def test_fused_score_is_the_max_over_steps():
+    head, _ = make_head()
+    out = head(torch.randn(4, 8, 7, 7))
+    assert torch.equal(out.logits, out.step_logits.max(1).values)
+
+
+def test_fuse_global_option_includes_the_global_step():
+    head, _ = make_head(fuse_global=True)
+    out = head(torch.randn(4, 8, 7, 7))
+    pool = torch.cat([out.global_logits[:, None], out.step_logits], 1)
+    assert torch.equal(out.logits, pool.max(1).values)
+
+
+def test_first_step_uses_the_identity_then_k_transforms():
+    head, cfg = make_head(transform_mode="anchored", num_steps=5)
+    out = head(torch.randn(2, 8, 7, 7))
+    # anchored mode starts each step at its anchor with the initial scale
+    centres = out.transforms[0, :, 2:]
+    assert torch.allclose(centres, torch.tensor(cfg.anchors), atol=0.05)
+
+
+def test_steps_depend_on_memory():
+    # the LSTM carries state: feeding a different map changes later steps' transforms
+    head, _ = make_head()
+    a = head(torch.randn(1, 8, 7, 7)).transforms
+    b = head(torch.randn(1, 8, 7, 7)).transforms
+    assert not torch.allclose(a[0, 1:], b[0, 1:])
+
+
+def test_flatten_encoder_and_region_skip():
+    head, _ = make_head(region_encoder="flatten", region_skip=True)
+    out = head(torch.randn(2, 8, 7, 7))
+    assert out.logits.shape == (2, 4)
+
+
+def test_baseline_head_is_gap_plus_linear():
+    cfg = RAMConfig(class_names=["a", "b"], head="baseline")
+    head = BaselineHead(cfg, 8)
+    fmap = torch.randn(3, 8, 5, 5)
+    out = head(fmap)
+    assert torch.allclose(out.logits, head.classifier(fmap.mean((2, 3))))
+    assert out.step_logits.shape == (3, 0, 2)
+
+
+def test_full_model_on_images(random_model, small_cfg):
+    out = random_model(torch.randn(2, 3, small_cfg.input_size, small_cfg.input_size))
+    assert out.step_logits.shape == (2, small_cfg.num_steps, small_cfg.num_classes)
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(ValueError):
+        RAMConfig(class_names=["a"], head="nope")
+    with pytest.raises(ValueError):
+        RAMConfig(class_names=["a", "a"])
+    with pytest.raises(ValueError):
+        RAMConfig.from_dict({"class_names": ["a"], "no_such_field": 1})
