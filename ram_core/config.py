@@ -71,6 +71,9 @@ class RAMConfig:
     transform_mode: str = "direct"
     init_scale: float = 0.5  # s_x = s_y at initialisation (anchored mode, and the bias in direct mode)
     fuse_global: bool = False  # paper default: the fused score is the max over steps 1..K only
+    # ImageNet class indices per class (aligned with class_names) for an ImageNet prior on the
+    # scores (see imagenet_prior.py); None: no prior, as in the paper.
+    imagenet_groups: list[list[int]] | None = None
     freeze_backbone: bool = True
     loss: LossConfig = field(default_factory=LossConfig)
 

@@ -23,6 +23,7 @@ from torch import nn
 
 from .backbones import build_backbone, get_backbone_spec
 from .config import RAMConfig
+from .imagenet_prior import ImageNetGroupPrior
 
 
 @dataclass
@@ -89,6 +90,7 @@ class RecurrentAttentionHead(nn.Module):
         # Optional skip: the region's pooled feature scored directly, e.g. by an ImageNet-initialised
         # classifier, with the LSTM's classifier adding what memory contributes.
         self.region_classifier = nn.Linear(in_channels, cfg.num_classes) if cfg.region_skip else None
+        self.prior = ImageNetGroupPrior(in_channels, cfg.imagenet_groups) if cfg.imagenet_groups else None
         self.localizer = nn.Linear(cfg.hidden_size, 4)
         nn.init.normal_(self.localizer.weight, std=1e-3)
         if cfg.transform_mode == "direct":
@@ -125,6 +127,8 @@ class RecurrentAttentionHead(nn.Module):
             logits = self.classifier(self.dropout(h))
             if self.region_classifier is not None:
                 logits = logits + self.region_classifier(self.dropout(pooled))
+            if self.prior is not None:
+                logits = logits + self.prior(pooled)
             if k == 0:
                 global_logits = logits
             else:
@@ -149,9 +153,16 @@ class BaselineHead(nn.Module):
         super().__init__()
         self.dropout = nn.Dropout(cfg.dropout)
         self.classifier = nn.Linear(in_channels, cfg.num_classes)
+        self.prior = ImageNetGroupPrior(in_channels, cfg.imagenet_groups) if cfg.imagenet_groups else None
+        if self.prior is not None:  # the prior carries the start; the linear part learns the rest
+            nn.init.zeros_(self.classifier.weight)
+            nn.init.zeros_(self.classifier.bias)
 
     def forward(self, features: torch.Tensor) -> RAMOutput:
-        logits = self.classifier(self.dropout(features.mean((2, 3))))
+        pooled = features.mean((2, 3))
+        logits = self.classifier(self.dropout(pooled))
+        if self.prior is not None:
+            logits = logits + self.prior(pooled)
         b, c = logits.shape
         return RAMOutput(
             logits=logits,
@@ -191,6 +202,20 @@ class RAMModel(nn.Module):
         return self.head(self.features(images))
 
 
+def init_prior_from_backbone(head: nn.Module, backbone: nn.Module) -> None:
+    """Copy the backbone's ImageNet classifier into the head's prior, if both exist."""
+    prior = getattr(head, "prior", None)
+    if prior is None:
+        return
+    classifier = getattr(backbone, "imagenet_classifier", None)
+    if classifier is None:
+        raise ValueError("imagenet_groups needs a backbone with an ImageNet classifier")
+    prior.load_imagenet(classifier)
+
+
 def build_model(cfg: RAMConfig, backbone_weights: str | None = None) -> RAMModel:
     """A fresh model; backbone weights as in backbones.build_backbone."""
-    return RAMModel(cfg, build_backbone(cfg.backbone, backbone_weights))
+    backbone = build_backbone(cfg.backbone, backbone_weights)
+    head = build_head(cfg)
+    init_prior_from_backbone(head, backbone)
+    return RAMModel(cfg, backbone, head)

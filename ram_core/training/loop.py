@@ -1,0 +1,298 @@
+"""Training: from a feature cache (frozen backbone, fast on a laptop) or end to end (fine-tuning, GPU).
+
+Writes into the output folder:
+    config.json          the RAMConfig and the training options
+    log.jsonl            one line per epoch: each loss term, the validation metrics, lr, seconds
+    best.safetensors     the checkpoint with the best validation mAP
+    last.safetensors     the latest epoch's checkpoint
+    resume.pt            optimizer/scheduler state for --resume (read back with weights_only=True)
+Under torchrun (WORLD_SIZE > 1) it runs DistributedDataParallel; rank 0 alone writes files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from .. import metrics
+from ..checkpoints import _atomic_write, make_provenance, save_checkpoint
+from ..config import RAMConfig
+from ..inference import ImageTransform, autocast_for
+from ..losses import ram_loss
+from ..model import RAMModel, build_head, init_prior_from_backbone
+from .feature_cache import FeatureCache
+
+
+@dataclass
+class TrainOptions:
+    out_dir: str
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 1e-3
+    backbone_lr: float = 1e-4  # fine-tuning only
+    weight_decay: float = 1e-4
+    warmup_epochs: int = 1
+    seed: int = 0
+    views: tuple[str, ...] = ("orig", "hflip")  # cached training picks one view per image per epoch
+    use_cache: bool = True  # False: images through the backbone every step (fine-tuning)
+    cache_dir: str = "cache/features"
+    workers: int = 0
+    device: str = "auto"
+    resume: bool = False
+    backbone_weights: str | None = None
+    data_description: str = ""
+    min_positives: int = 1  # classes with fewer validation positives are left out of the mAP
+    log: Callable[[str], None] | None = field(default=None, repr=False)
+
+
+class CachedFeatures(Dataset):
+    """Items (features (C, h, w), target (C,), mask (C,), index) from cached views."""
+
+    def __init__(self, views: list[np.ndarray], targets: np.ndarray, masks: np.ndarray, seed: int) -> None:
+        self.views = [torch.from_numpy(np.ascontiguousarray(v)) for v in views]  # each (N, C, h, w) fp16
+        self.targets = torch.from_numpy(targets.astype(np.float32))
+        self.masks = torch.from_numpy(masks.astype(np.float32))
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, i: int):
+        # the view is a function of (seed, epoch, i): reproducible, and identical across DDP ranks
+        v = (hash((self.seed, self.epoch, i)) & 0xFFFF) % len(self.views) if len(self.views) > 1 else 0
+        return self.views[v][i].float(), self.targets[i], self.masks[i], i
+
+
+def _distributed() -> tuple[int, int]:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _lr_lambda(epochs: int, warmup: int, steps_per_epoch: int) -> Callable[[int], float]:
+    total = max(1, epochs * steps_per_epoch)
+    warm = warmup * steps_per_epoch
+
+    def f(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
+
+    return f
+
+
+@torch.inference_mode()
+def head_scores(head: torch.nn.Module, feats: np.ndarray, device: torch.device, batch_size: int = 64):
+    """Run a head over cached features (N, C, h, w) -> (fused probs (N, C), RAMOutput pieces)."""
+    head.eval()
+    fused, steps, transforms = [], [], []
+    for s in range(0, len(feats), batch_size):
+        x = torch.from_numpy(np.asarray(feats[s:s + batch_size])).to(device).float()
+        out = head(x)
+        fused.append(torch.sigmoid(out.logits).cpu())
+        steps.append(torch.sigmoid(out.step_logits).cpu())
+        transforms.append(out.transforms.cpu())
+    return torch.cat(fused).numpy(), torch.cat(steps).numpy(), torch.cat(transforms).numpy()
+
+
+def validation_metrics(scores: np.ndarray, targets: np.ndarray, masks: np.ndarray, class_names: list[str],
+                       min_positives: int = 1) -> dict[str, Any]:
+    report = metrics.evaluate_scores(scores, targets, class_names, mask=masks)
+    positives = ((targets > 0) & (masks > 0)).sum(0)
+    ap = metrics.per_class_ap(scores, targets, masks)
+    keep = positives >= min_positives
+    report["mAP_selected"] = float(np.nanmean(ap[keep]) * 100) if keep.any() else None
+    report["selected_classes"] = [c for c, k in zip(class_names, keep) if k]
+    return report
+
+
+def train(cfg: RAMConfig, opts: TrainOptions, train_set, val_set=None) -> dict[str, Any]:
+    """Train a head (or the whole model) and return a summary: best mAP, paths, history."""
+    from ..backbones import build_backbone
+    from ..inference import resolve_device
+
+    rank, world = _distributed()
+    log = opts.log or (print if rank == 0 else (lambda *_: None))
+    device = resolve_device(opts.device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    torch.manual_seed(opts.seed)
+    np.random.seed(opts.seed)
+    out = Path(opts.out_dir)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        _atomic_write(out / "config.json", json.dumps(
+            {"config": cfg.to_dict(), "options": {k: v for k, v in asdict(opts).items() if k != "log"}},
+            indent=2, default=str).encode())
+
+    if list(train_set.class_names) != list(cfg.class_names):
+        raise ValueError("the config's class names differ from the training set's")
+    backbone = build_backbone(cfg.backbone, opts.backbone_weights)
+    head = build_head(cfg)
+    init_prior_from_backbone(head, backbone)
+    model = RAMModel(cfg, backbone, head).to(device)
+    weights_id = opts.backbone_weights or "default"
+
+    # --- data ---
+    val_feats = None
+    if opts.use_cache:
+        cache = FeatureCache(opts.cache_dir)
+
+        def cached(ds, view):
+            # rank 0 builds the cache; the others wait, then read it
+            if world > 1 and rank != 0:
+                dist.barrier()
+            feats = cache.get_or_build(backbone, ds, cfg, view, device, weights_id, log=log)
+            if world > 1 and rank == 0:
+                dist.barrier()
+            return feats
+
+        train_data = CachedFeatures([cached(train_set, v) for v in opts.views], train_set.targets,
+                                    train_set.masks, opts.seed)
+        if val_set is not None:
+            val_feats = cached(val_set, "orig")
+        model.backbone.cpu()  # not needed again: free the device for the head
+        trainable = model.head
+    else:
+        train_set.transform = ImageTransform(cfg, hflip=False)
+        train_data = _FlipAugment(train_set, "hflip" in opts.views, opts.seed)
+        trainable = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(trainable, device_ids=[device.index] if device.type == "cuda" else None)
+        sampler = DistributedSampler(train_data, num_replicas=world, rank=rank, shuffle=True, seed=opts.seed)
+    else:
+        net, sampler = trainable, None
+    gen = torch.Generator().manual_seed(opts.seed)
+    loader = DataLoader(train_data, batch_size=opts.batch_size, shuffle=sampler is None, sampler=sampler,
+                        num_workers=opts.workers if not opts.use_cache else 0, drop_last=False, generator=gen,
+                        pin_memory=device.type == "cuda")
+
+    # --- optimisation ---
+    head_params = [p for p in model.head.parameters() if p.requires_grad]
+    groups = [{"params": head_params, "lr": opts.lr}]
+    if not opts.use_cache and not cfg.freeze_backbone:
+        groups.append({"params": [p for p in model.backbone.parameters() if p.requires_grad], "lr": opts.backbone_lr})
+    optimizer = torch.optim.AdamW(groups, weight_decay=opts.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(opts.epochs, opts.warmup_epochs, len(loader)))
+    anchors = torch.tensor(cfg.anchors, device=device) if cfg.head == "ram" else torch.zeros(0, 2, device=device)
+
+    start_epoch, best, history = 0, -1.0, []
+    resume_path = out / "resume.pt"
+    if opts.resume and resume_path.is_file():
+        state = torch.load(resume_path, map_location="cpu", weights_only=True)
+        model.head.load_state_dict(state["head"])
+        if "backbone" in state:
+            model.backbone.load_state_dict(state["backbone"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, best = int(state["epoch"]) + 1, float(state["best"])
+        history = json.loads(state["history"])
+        log(f"resumed from {resume_path} after epoch {start_epoch} (best mAP so far {best:.2f})")
+
+    from tqdm.auto import tqdm
+
+    for epoch in range(start_epoch, opts.epochs):
+        t0 = time.perf_counter()
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        if hasattr(train_data, "epoch"):
+            train_data.epoch = epoch
+        gen.manual_seed(opts.seed * 1000 + epoch)
+        model.train()
+        sums: dict[str, float] = {}
+        n = 0
+        for x, y, m, _ in tqdm(loader, desc=f"epoch {epoch + 1}/{opts.epochs}", leave=False, disable=None if rank == 0 else True):
+            x, y, m = x.to(device, non_blocking=True), y.to(device), m.to(device)
+            with autocast_for(device):
+                output = net(x)
+            terms = ram_loss(output, y, cfg.loss, anchors, m)
+            optimizer.zero_grad(set_to_none=True)
+            terms.total.backward()
+            optimizer.step()
+            scheduler.step()
+            for k, v in terms.as_floats().items():
+                sums[k] = sums.get(k, 0.0) + v * len(x)
+            n += len(x)
+        record: dict[str, Any] = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
+                                  **{f"loss_{k}": v / max(n, 1) for k, v in sums.items()}}
+        if rank == 0:
+            if val_set is not None:
+                scores = (head_scores(model.head, val_feats, device)[0] if val_feats is not None
+                          else _image_scores(model, val_set, cfg, device))
+                report = validation_metrics(scores, val_set.targets, val_set.masks, cfg.class_names, opts.min_positives)
+                record.update({"val_mAP": report["mAP"], "val_mAP_selected": report["mAP_selected"],
+                               "val_CF1": report["CF1"], "val_OF1": report["OF1"]})
+                score = report["mAP_selected"] if report["mAP_selected"] is not None else -1.0
+            else:
+                score = -record["loss_total"]
+            record["seconds"] = round(time.perf_counter() - t0, 2)
+            history.append(record)
+            prov = make_provenance(opts.data_description, epoch=epoch + 1)
+            save_checkpoint(out / "last.safetensors", model, provenance=prov)
+            if score > best:
+                best = score
+                save_checkpoint(out / "best.safetensors", model, provenance=prov,
+                                evaluation={k: record[k] for k in record if k.startswith("val_")} or None)
+            with open(out / "log.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+            state = {"epoch": epoch, "best": best, "head": model.head.state_dict(),
+                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                     "history": json.dumps(history)}
+            if not cfg.freeze_backbone:
+                state["backbone"] = model.backbone.state_dict()
+            _save_torch_atomic(state, resume_path)
+            val_txt = f"  val mAP {record['val_mAP_selected']:.2f}" if record.get("val_mAP_selected") is not None else ""
+            log(f"epoch {epoch + 1}/{opts.epochs}  loss {record['loss_total']:.4f} "
+                f"(cls {record['loss_classification']:.4f}){val_txt}  {record['seconds']:.1f}s")
+        if world > 1:
+            dist.barrier()
+    return {"best": best, "best_checkpoint": str(out / "best.safetensors"), "history": history, "model": model}
+
+
+class _FlipAugment(Dataset):
+    """Images for end-to-end training, each flipped horizontally with probability 1/2."""
+
+    def __init__(self, dataset, flip: bool, seed: int) -> None:
+        self.dataset, self.flip, self.seed, self.epoch = dataset, flip, seed, 0
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int):
+        x, y, m, idx = self.dataset[i]
+        if self.flip and (hash((self.seed, self.epoch, i)) & 1):
+            x = x.flip(-1)
+        return x, y, m, idx
+
+
+@torch.inference_mode()
+def _image_scores(model: RAMModel, dataset, cfg: RAMConfig, device: torch.device, batch_size: int = 16) -> np.ndarray:
+    dataset.transform = ImageTransform(cfg)
+    model.eval()
+    out = []
+    for x, *_ in DataLoader(dataset, batch_size=batch_size):
+        with autocast_for(device):
+            out.append(torch.sigmoid(model(x.to(device)).logits.float()).cpu())
+    return torch.cat(out).numpy()
+
+
+def _save_torch_atomic(obj: Any, path: Path) -> None:
+    import io
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    _atomic_write(path, buf.getvalue())
