@@ -1,0 +1,90 @@
+"""`evaluate --data voc --root PATH --split test [--checkpoint PATH] --out DIR`: report.json + predictions."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .train import add_data_args
+
+DEFAULT_SPLIT = {"voc": "test", "coco": "val", "folder": None, "synthetic": "test"}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="score a model on a dataset: report.json (mAP, CF1, OF1, ...) and per-image predictions")
+    add_data_args(p)
+    p.add_argument("--split", default=None,
+                   help="voc: test (default)/val/...; coco: val (default)/val2014/...; folder: the labels file")
+    p.add_argument("--checkpoint", help="a .safetensors checkpoint (default: the embedded default model)")
+    p.add_argument("--out", required=True, help="output folder for report.json and predictions.jsonl")
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes decoding images")
+    p.add_argument("--threshold", type=float, default=0.5, help="score at which a label counts as predicted")
+    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N images (a quick look)")
+    p.add_argument("--compress", action="store_true", help="write predictions.jsonl.gz")
+    p.add_argument("--update-checkpoint", action="store_true",
+                   help="store the evaluation summary in the checkpoint, if it has none yet")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=run)
+
+
+def _progress_bar(disable: bool):
+    from tqdm import tqdm
+
+    bar = None
+
+    def update(done: int, total: int, seconds: float) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, unit="img", desc="evaluate", disable=disable, file=sys.stderr,
+                       dynamic_ncols=True, smoothing=0.1)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return update
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..checkpoints import update_evaluation
+    from ..data import build_dataset
+    from ..evaluation import evaluate_dataset, evaluation_summary, write_evaluation
+    from ..inference import Predictor, device_label
+
+    split = args.split if args.split is not None else DEFAULT_SPLIT[args.data]
+    dataset = build_dataset(args.data, args.root, split, skip_bad=args.skip_bad)
+    if dataset.skipped:
+        print(f"{dataset.name}: skipped {len(dataset.skipped)} malformed item(s), e.g. {dataset.skipped[0]}",
+              file=sys.stderr)
+    if args.limit:
+        dataset = dataset.subset(range(min(args.limit, len(dataset))), name=f"{dataset.name}[:{args.limit}]")
+    predictor = Predictor.from_checkpoint(args.checkpoint, args.device)
+    print(f"model: {predictor.info.source} on {device_label(predictor.device)}; "
+          f"data: {dataset.name}, {len(dataset)} images", file=sys.stderr)
+
+    result = evaluate_dataset(
+        predictor, dataset, batch_size=args.batch_size, workers=args.workers,
+        progress=_progress_bar(args.no_progress), threshold=args.threshold, skip_bad=args.skip_bad,
+        dataset_info={"kind": args.data, "root": str(args.root), "split": split},
+    )
+    paths = write_evaluation(result, args.out, compress=args.compress)
+    r = result.report
+    fmt = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731
+    print(f"mAP {fmt(r['mAP'])}  CF1 {fmt(r['CF1'])}  OF1 {fmt(r['OF1'])}  "
+          f"(top-3: CF1 {fmt(r['top3']['CF1'])}  OF1 {fmt(r['top3']['OF1'])})  "
+          f"on {r['num_images']} images, {fmt(r['images_per_second'])} images/s")
+    if r["skipped"]:
+        print(f"left out {len(r['skipped'])} unreadable image(s), e.g. {r['skipped'][0]}", file=sys.stderr)
+    if r["classes_not_in_model"]:
+        print(f"not evaluated (the model does not know them): {', '.join(r['classes_not_in_model'])}",
+              file=sys.stderr)
+    print(f"wrote {paths['report']} and {paths['predictions']}")
+
+    if args.update_checkpoint:
+        if predictor.info.evaluation:
+            print(f"{predictor.info.source} already has an evaluation summary; left unchanged")
+        else:
+            update_evaluation(predictor.info.source, evaluation_summary(r))
+            print(f"stored the evaluation summary in {predictor.info.source}")
+    return 0

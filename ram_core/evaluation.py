@@ -1,0 +1,382 @@
+"""Batched evaluation of a model on a dataset: report.json and a predictions file.
+
+evaluate_dataset runs the model over a MultiLabelDataset (DataLoader workers decode and preprocess,
+the main process runs the model under inference mode) and keeps the raw outputs compactly, as tensors.
+write_evaluation writes
+
+    DIR/report.json        metrics (ram_core.metrics.evaluate_scores, in percent), the per-step mAP,
+                           attention box hit rates, the model's config summary, dataset, speed;
+    DIR/predictions.jsonl  one JSON object per image: AttentionTrace.to_json() (scores, global scores,
+                           max_step, per-step boxes, transforms and scores) plus id, ground truth,
+                           labels left out of evaluation and the annotated objects,
+
+which is everything the app needs to browse an evaluation without running the model again.
+load_evaluation reads them back.
+
+The metrics are computed on the scores exactly as stored (rounded to 5 decimals, as in a trace), so
+anything recomputed from predictions.jsonl matches report.json.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import gzip
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from . import metrics
+from .attention_stats import box_hit_rates
+from .config import RAMConfig
+from .errors import DatasetError, RAMError
+from .inference import ImageTransform, Predictor
+from .model import RAMOutput, transform_to_box
+from .trace import AttentionTrace, traces_from_output
+
+FORMAT = "ram-studio-eval/1"
+REPORT_FILE = "report.json"
+PREDICTIONS_FILE = "predictions.jsonl"
+SCORE_DECIMALS = 5  # as traces_from_output rounds them
+
+Progress = Callable[[int, int, float], None]  # (images done, images in total, seconds so far)
+
+
+class EvaluationError(RAMError):
+    """A saved evaluation that cannot be read: missing, damaged or from another tool."""
+
+
+class _EvalItems(Dataset):
+    """Item i -> (preprocessed image, i, width, height, error message or "").
+
+    Workers decode and preprocess; an unreadable photo comes back as an error message rather than an
+    exception, so the main process can name it cleanly (or skip it) instead of showing a worker's
+    traceback.  The size is the decoded, upright image's: the frame the trace's pixel boxes are in.
+    """
+
+    def __init__(self, dataset, transform: ImageTransform) -> None:
+        self.dataset = dataset
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int):
+        try:
+            img = self.dataset.image(i)
+        except RAMError as exc:
+            s = self.transform.cfg.input_size
+            return torch.zeros(3, s, s), i, 0, 0, str(exc)
+        return self.transform(img), i, img.size[0], img.size[1], ""
+
+
+def model_summary(cfg: RAMConfig) -> dict[str, Any]:
+    """The parts of a model's config a reader of an evaluation needs to tell models apart."""
+    return {
+        "head": cfg.head,
+        "num_steps": cfg.num_steps if cfg.head == "ram" else 0,
+        "backbone": cfg.backbone,
+        "input_size": cfg.input_size,
+        "region_encoder": cfg.region_encoder,
+        "transform_mode": cfg.transform_mode,
+        "fuse_global": cfg.fuse_global,
+        "imagenet_prior": bool(cfg.imagenet_groups),
+        "num_classes": cfg.num_classes,
+    }
+
+
+def _rounded_probs(logits: torch.Tensor) -> np.ndarray:
+    return np.round(torch.sigmoid(logits.float()).numpy().astype(np.float64), SCORE_DECIMALS)
+
+
+def _percent(value: float) -> float | None:
+    return None if value is None or math.isnan(value) else round(100.0 * float(value), 4)
+
+
+def _nan_to_none(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_nan_to_none(v) for v in value]
+    return value
+
+
+@dataclass
+class EvaluationResult:
+    """One evaluation, compact: raw outputs as tensors, traces made on demand.
+
+    N images (those evaluated, in dataset order), M model classes, C evaluated classes (the model's
+    classes the dataset also has, in the model's order), K steps.
+    """
+
+    report: dict[str, Any]
+    class_names: list[str]  # C evaluated classes
+    model_class_names: list[str]  # M
+    ids: list[str]
+    image_paths: list[str]
+    sizes: list[tuple[int, int]]  # decoded (width, height)
+    scores: np.ndarray  # (N, C) fused scores, rounded as stored
+    targets: np.ndarray  # (N, C) 0/1
+    eval_masks: np.ndarray  # (N, C) 0 = left out of evaluation
+    outputs: RAMOutput  # logits (N, M), global_logits (N, M), step_logits (N, K, M), transforms (N, K, 4)
+    fuse_global: bool
+    threshold: float
+    ground_truth: list[list[str]] = field(default_factory=list)  # dataset labels (any class)
+    ignored: list[list[str]] = field(default_factory=list)  # labels left out of evaluation
+    objects: list[list[list]] = field(default_factory=list)  # [class, x0, y0, x1, y1, difficult] per box
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def traces(self, chunk: int = 256) -> Iterator[AttentionTrace]:
+        """One AttentionTrace per image, made chunk by chunk (a whole COCO split at once is large)."""
+        o = self.outputs
+        for s in range(0, len(self), chunk):
+            part = RAMOutput(o.logits[s:s + chunk], o.global_logits[s:s + chunk],
+                             o.step_logits[s:s + chunk], o.transforms[s:s + chunk])
+            yield from traces_from_output(part, self.image_paths[s:s + chunk], self.sizes[s:s + chunk],
+                                          self.model_class_names, self.fuse_global, self.threshold)
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """The lines of predictions.jsonl."""
+        for i, trace in enumerate(self.traces()):
+            record = {"id": self.ids[i], **trace.to_json(), "ground_truth": self.ground_truth[i]}
+            record.pop("seconds", None)  # a batch's share of the time says nothing per image here
+            if self.ignored and self.ignored[i]:
+                record["ignored"] = self.ignored[i]
+            if self.objects and self.objects[i]:
+                record["objects"] = self.objects[i]
+            yield record
+
+
+def _align_classes(model_classes: list[str], dataset_classes: list[str]) -> tuple[list[str], list[int], list[int]]:
+    """(evaluated classes, their model columns, their dataset columns); DatasetError when none is shared."""
+    index = {c: k for k, c in enumerate(dataset_classes)}
+    shared = [c for c in model_classes if c in index]
+    if not shared:
+        raise DatasetError(
+            f"the model's classes ({', '.join(model_classes[:6])}{', ...' if len(model_classes) > 6 else ''}) "
+            f"and the dataset's ({', '.join(dataset_classes[:6])}{', ...' if len(dataset_classes) > 6 else ''}) "
+            "have no class in common"
+        )
+    return shared, [model_classes.index(c) for c in shared], [index[c] for c in shared]
+
+
+def evaluate_dataset(
+    predictor: Predictor,
+    dataset,
+    batch_size: int = 16,
+    workers: int = 2,
+    progress: Progress | None = None,
+    threshold: float = 0.5,
+    skip_bad: bool = False,
+    dataset_info: dict[str, Any] | None = None,
+) -> EvaluationResult:
+    """Run the predictor over every image of a MultiLabelDataset and score the results.
+
+    Metrics use the dataset's eval_masks.  An unreadable photo raises DatasetError naming it, or,
+    with skip_bad, is left out and listed in report["skipped"].  progress(done, total, seconds) is
+    called after every batch.
+    """
+    cfg = predictor.cfg
+    n = len(dataset)
+    if n == 0:
+        raise DatasetError(f"{getattr(dataset, 'name', 'dataset')}: no images to evaluate")
+    classes, model_cols, data_cols = _align_classes(list(cfg.class_names), list(dataset.class_names))
+    device = predictor.device
+    loader = DataLoader(
+        _EvalItems(dataset, ImageTransform(cfg)), batch_size=max(1, batch_size), shuffle=False,
+        num_workers=max(0, workers), pin_memory=device.type == "cuda",
+    )
+    kept: list[int] = []
+    sizes: list[tuple[int, int]] = []
+    skipped: list[str] = []
+    parts: list[RAMOutput] = []
+    done = 0
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for images, index, widths, heights, errors in loader:
+            ok = [j for j, e in enumerate(errors) if not e]
+            for j, e in enumerate(errors):
+                if e:
+                    if not skip_bad:
+                        raise DatasetError(f"{e} (pass --skip-bad to leave unreadable images out)")
+                    skipped.append(e)
+            if ok:
+                if len(ok) < len(errors):
+                    images = images[ok]
+                parts.append(predictor.run_tensors(images))
+                kept += [int(index[j]) for j in ok]
+                sizes += [(int(widths[j]), int(heights[j])) for j in ok]
+            done += len(errors)
+            if progress is not None:
+                progress(done, n, time.perf_counter() - t0)
+    seconds = time.perf_counter() - t0
+    if not kept:
+        raise DatasetError(f"{getattr(dataset, 'name', 'dataset')}: none of its {n} images could be read")
+
+    outputs = RAMOutput(*(torch.cat([getattr(p, f) for p in parts]) for f in
+                          ("logits", "global_logits", "step_logits", "transforms")))
+    idx = np.asarray(kept)
+    targets = np.asarray(dataset.targets, np.float32)[idx][:, data_cols]
+    eval_masks = np.asarray(dataset.eval_masks, np.float32)[idx][:, data_cols]
+    scores = _rounded_probs(outputs.logits)[:, model_cols]
+    report = metrics.evaluate_scores(scores, targets, classes, mask=eval_masks, threshold=threshold)
+
+    # How much the recurrence adds: the mAP of the global step alone and of each step alone.
+    global_scores = _rounded_probs(outputs.global_logits)[:, model_cols]
+    report["global_mAP"] = _percent(metrics.mean_ap(metrics.per_class_ap(global_scores, targets, eval_masks)))
+    step_scores = _rounded_probs(outputs.step_logits)[:, :, model_cols] if outputs.step_logits.shape[1] else None
+    report["step_mAP"] = [] if step_scores is None else [
+        _percent(metrics.mean_ap(metrics.per_class_ap(step_scores[:, k], targets, eval_masks)))
+        for k in range(step_scores.shape[1])
+    ]
+
+    dataset_classes = list(dataset.class_names)
+    boxes = [list(getattr(dataset, "boxes", [[]] * n)[i]) for i in kept]
+    if outputs.transforms.shape[1] and any(boxes):
+        # Hit rates against the annotation's frame (boxes are in its pixels), else the decoded size.
+        ann_sizes = [dataset.image_sizes[i] or sizes[j] for j, i in enumerate(kept)]
+        report["box_hit_rates"] = _nan_to_none(box_hit_rates(
+            transform_to_box(outputs.transforms).numpy(), boxes, ann_sizes))
+
+    all_targets = np.asarray(dataset.targets)[idx] > 0.5
+    all_masks = np.asarray(dataset.eval_masks)[idx] > 0
+    info = predictor.info
+    report.update(
+        format=FORMAT,
+        class_names=classes,
+        checkpoint=str(info.source),
+        model=model_summary(cfg),
+        provenance={k: info.provenance.get(k) for k in ("data", "date", "git_commit") if k in info.provenance},
+        dataset={"name": getattr(dataset, "name", "dataset"), "num_images": n, **(dataset_info or {})},
+        classes_not_in_model=[c for c in dataset_classes if c not in classes],
+        skipped=skipped,
+        device=str(device),
+        seconds=round(seconds, 3),
+        images_per_second=round(len(kept) / seconds, 2) if seconds > 0 else None,
+        date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    )
+    report = _nan_to_none(report)
+    return EvaluationResult(
+        report=report,
+        class_names=classes,
+        model_class_names=list(cfg.class_names),
+        ids=[str(dataset.ids[i]) for i in kept],
+        image_paths=[str(dataset.image_paths[i]) for i in kept],
+        sizes=sizes,
+        scores=scores,
+        targets=targets,
+        eval_masks=eval_masks,
+        outputs=outputs,
+        fuse_global=cfg.fuse_global,
+        threshold=threshold,
+        ground_truth=[[dataset_classes[c] for c in np.flatnonzero(all_targets[j])] for j in range(len(kept))],
+        ignored=[[dataset_classes[c] for c in np.flatnonzero(~all_masks[j])] for j in range(len(kept))],
+        objects=[[[dataset_classes[b[0]], *(round(float(v), 1) for v in b[1:5]), bool(b[5])] for b in bx]
+                 for bx in boxes],
+    )
+
+
+def evaluation_summary(report: dict[str, Any]) -> dict[str, Any]:
+    """The few numbers a checkpoint keeps about its evaluation (checkpoints.update_evaluation)."""
+    top = report.get("top3") or {}
+    return {
+        "mAP": report.get("mAP"),
+        "CF1": report.get("CF1"),
+        "OF1": report.get("OF1"),
+        "top3_CF1": top.get("CF1"),
+        "top3_OF1": top.get("OF1"),
+        "threshold": report.get("threshold"),
+        "num_images": report.get("num_images"),
+        "dataset": report.get("dataset"),
+        "date": report.get("date"),
+    }
+
+
+def _atomic_text(path: Path, lines: Iterator[str], compress: bool = False) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    opener = gzip.open if compress else open
+    try:
+        with opener(tmp, "wt", encoding="utf-8") as f:
+            for line in lines:
+                f.write(line)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_evaluation(result: EvaluationResult, out_dir: str | os.PathLike, compress: bool = False) -> dict[str, Path]:
+    """Write report.json and predictions.jsonl (.gz with compress) into out_dir; return their paths.
+
+    The predictions are written first, so a report.json on disk always has its predictions beside it.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    pred_name = PREDICTIONS_FILE + (".gz" if compress else "")
+    report = dict(result.report, predictions=pred_name)
+    pred_path = out / pred_name
+    _atomic_text(pred_path, (json.dumps(r, allow_nan=False) + "\n" for r in result.records()), compress)
+    for stale in (out / PREDICTIONS_FILE, out / (PREDICTIONS_FILE + ".gz")):
+        if stale != pred_path and stale.exists():
+            stale.unlink()
+    report_path = out / REPORT_FILE
+    _atomic_text(report_path, iter([json.dumps(report, indent=2, allow_nan=False) + "\n"]))
+    return {"report": report_path, "predictions": pred_path}
+
+
+def find_predictions(eval_dir: str | os.PathLike) -> Path | None:
+    d = Path(eval_dir)
+    for name in (PREDICTIONS_FILE, PREDICTIONS_FILE + ".gz"):
+        if (d / name).is_file():
+            return d / name
+    return None
+
+
+def load_report(eval_dir: str | os.PathLike) -> dict[str, Any]:
+    path = Path(eval_dir) / REPORT_FILE
+    if not path.is_file():
+        raise EvaluationError(f"{eval_dir}: no {REPORT_FILE} (write one with `python -m ram_core evaluate`)")
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EvaluationError(f"{path}: not a readable JSON report ({exc})") from None
+    if not isinstance(report, dict) or "per_class_ap" not in report:
+        raise EvaluationError(f"{path}: not an evaluation report (no per_class_ap)")
+    report.setdefault("class_names", list(report["per_class_ap"]))
+    return report
+
+
+def load_evaluation(eval_dir: str | os.PathLike) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(report, predictions: one dict per image) from a folder write_evaluation wrote."""
+    report = load_report(eval_dir)
+    path = find_predictions(eval_dir)
+    if path is None:
+        raise EvaluationError(f"{eval_dir}: {REPORT_FILE} has no {PREDICTIONS_FILE} beside it")
+    opener = gzip.open if path.suffix == ".gz" else open
+    predictions = []
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise EvaluationError(f"{path}, line {lineno}: not JSON ({exc})") from None
+                if not isinstance(record, dict) or "scores" not in record:
+                    raise EvaluationError(f"{path}, line {lineno}: not a prediction record (no scores)")
+                predictions.append(record)
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise EvaluationError(f"{path}: cannot be read ({exc})") from None
+    return report, predictions
