@@ -211,7 +211,10 @@ def train(cfg: RAMConfig, opts: TrainOptions, train_set, val_set=None) -> dict[s
             sampler.set_epoch(epoch)
         if hasattr(train_data, "epoch"):
             train_data.epoch = epoch
+        # every epoch's randomness (shuffling, dropout) derives from (seed, epoch): a resumed run
+        # continues exactly as the uninterrupted one would have
         gen.manual_seed(opts.seed * 1000 + epoch)
+        torch.manual_seed(opts.seed * 1000 + epoch)
         model.train()
         sums: dict[str, float] = {}
         n = 0
@@ -233,7 +236,8 @@ def train(cfg: RAMConfig, opts: TrainOptions, train_set, val_set=None) -> dict[s
             if val_set is not None:
                 scores = (head_scores(model.head, val_feats, device)[0] if val_feats is not None
                           else _image_scores(model, val_set, cfg, device))
-                report = validation_metrics(scores, val_set.targets, val_set.masks, cfg.class_names, opts.min_positives)
+                report = validation_metrics(scores, val_set.targets, getattr(val_set, "eval_masks", val_set.masks),
+                                            cfg.class_names, opts.min_positives)
                 record.update({"val_mAP": report["mAP"], "val_mAP_selected": report["mAP_selected"],
                                "val_CF1": report["CF1"], "val_OF1": report["OF1"]})
                 score = report["mAP_selected"] if report["mAP_selected"] is not None else -1.0

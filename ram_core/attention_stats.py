@@ -1,0 +1,48 @@
+"""How well the attention boxes land on objects, measured against ground-truth boxes.
+
+hit rate: the share of steps whose box centre falls inside a ground-truth box (any class present in
+the image).  To tell looking at objects apart from a layout that is merely centre-biased, the same
+boxes are also scored against *another* photo's objects (each image paired with the next one):
+a fixed layout scores the same on both, attention that follows the photo scores higher on its own.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def centre_hits(box_norm: np.ndarray, objects: list[tuple], size: tuple[int, int] | None) -> np.ndarray:
+    """box_norm (K, 4) fractions; objects: (class, x0, y0, x1, y1, difficult) in pixels -> (K,) bool."""
+    if not objects or size is None:
+        return np.zeros(len(box_norm), bool)
+    w, h = size
+    cx = (box_norm[:, 0] + box_norm[:, 2]) / 2 * w
+    cy = (box_norm[:, 1] + box_norm[:, 3]) / 2 * h
+    obj = np.array([o[1:5] for o in objects], dtype=np.float64)  # (M, 4)
+    inside = ((cx[:, None] >= obj[None, :, 0]) & (cx[:, None] <= obj[None, :, 2])
+              & (cy[:, None] >= obj[None, :, 1]) & (cy[:, None] <= obj[None, :, 3]))
+    return inside.any(1)
+
+
+def box_hit_rates(box_norms: np.ndarray, boxes: list[list[tuple]], sizes: list) -> dict[str, float]:
+    """box_norms (N, K, 4).  Returns own-photo and other-photo hit rates (percent), and per step."""
+    n = len(box_norms)
+    keep = [i for i in range(n) if boxes[i] and sizes[i] is not None]
+    if len(keep) < 2:
+        return {"hit_rate": float("nan"), "hit_rate_other_photo": float("nan"), "per_step": []}
+    own = np.stack([centre_hits(box_norms[i], boxes[i], sizes[i]) for i in keep])  # (n, K)
+    # another photo's objects, scaled to this photo's frame (boxes are fractions of the image)
+    other = []
+    for j, i in enumerate(keep):
+        o = keep[(j + 1) % len(keep)]
+        (wi, hi), (wo, ho) = sizes[i], sizes[o]
+        moved = [(b[0], b[1] / wo * wi, b[2] / ho * hi, b[3] / wo * wi, b[4] / ho * hi, b[5]) for b in boxes[o]]
+        other.append(centre_hits(box_norms[i], moved, sizes[i]))
+    other = np.stack(other)
+    return {
+        "hit_rate": float(own.mean() * 100),
+        "hit_rate_other_photo": float(other.mean() * 100),
+        "per_step": [float(v * 100) for v in own.mean(0)],
+        "per_step_other_photo": [float(v * 100) for v in other.mean(0)],
+        "num_images": len(keep),
+    }
