@@ -68,6 +68,8 @@ class RAMConfig:
     region_skip: bool = False
     # "direct": the head outputs (s_x, s_y, t_x, t_y) as in the paper.  "anchored": the head outputs
     # offsets from step k's anchor and a base scale, which starts every step at its own anchor.
+    # "evidence": the hidden state picks which classes' evidence to follow and the scale; the centre
+    # is that evidence's soft-argmax around the step's anchor (model.EvidenceLocalizer).
     transform_mode: str = "direct"
     init_scale: float = 0.5  # s_x = s_y at initialisation (anchored mode, and the bias in direct mode)
     fuse_global: bool = False  # paper default: the fused score is the max over steps 1..K only
@@ -87,8 +89,8 @@ class RAMConfig:
             raise ValueError(f"head must be 'ram' or 'baseline', got {self.head!r}")
         if self.region_encoder not in ("pool", "flatten"):
             raise ValueError(f"region_encoder must be 'pool' or 'flatten', got {self.region_encoder!r}")
-        if self.transform_mode not in ("direct", "anchored"):
-            raise ValueError(f"transform_mode must be 'direct' or 'anchored', got {self.transform_mode!r}")
+        if self.transform_mode not in ("direct", "anchored", "evidence"):
+            raise ValueError(f"transform_mode must be 'direct', 'anchored' or 'evidence', got {self.transform_mode!r}")
         if self.num_steps < 1:
             raise ValueError(f"num_steps must be at least 1, got {self.num_steps}")
         if self.input_size < 32:

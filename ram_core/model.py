@@ -68,6 +68,54 @@ def sample_region(features: torch.Tensor, transforms: torch.Tensor, size: int) -
     return F.grid_sample(features, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
+def cell_centres(n: int, device=None) -> torch.Tensor:
+    """(n,) centres of n cells in the sampler's [-1, 1] frame (align_corners=False)."""
+    return (torch.arange(n, device=device, dtype=torch.float32) * 2 + 1) / n - 1
+
+
+class EvidenceLocalizer(nn.Module):
+    """transform_mode="evidence": where to look next, from the memory *and* the map.
+
+    The paper's localizer reads the next transform off the hidden state alone.  Here the hidden state
+    still decides: it picks which classes' evidence to follow (a softmax over classes) and the
+    region's scale, and adds an offset; the centre is the soft-argmax of that evidence around the
+    step's anchor.  So a step looks at the strongest evidence in its part of the image, and the
+    anchor constraint keeps the steps spread out.  The evidence map is a 1x1 conv (C_in -> classes),
+    initialised from the ImageNet classifier when the model has an ImageNet prior.
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, hidden: int, init_scale: float, sigma: float = 0.5) -> None:
+        super().__init__()
+        self.evidence = nn.Conv2d(in_channels, num_classes, 1)
+        self.class_query = nn.Linear(hidden, num_classes)
+        nn.init.zeros_(self.class_query.weight)  # every class weighs the same at the start
+        nn.init.zeros_(self.class_query.bias)
+        self.adjust = nn.Linear(hidden, 4)  # (ds_x, ds_y, dt_x, dt_y)
+        nn.init.normal_(self.adjust.weight, std=1e-3)
+        nn.init.zeros_(self.adjust.bias)
+        self.log_sharpness = nn.Parameter(torch.tensor(1.0))
+        self.init_scale = init_scale
+        self.sigma = sigma
+
+    def evidence_map(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, C_in, H, W) -> (B, classes, H, W), once per image."""
+        return self.evidence(features)
+
+    def forward(self, evidence: torch.Tensor, h: torch.Tensor, anchor: torch.Tensor) -> torch.Tensor:
+        """evidence (B, classes, H, W), h (B, hidden), anchor (2,) -> transform (B, 4)."""
+        b, _, hh, ww = evidence.shape
+        alpha = self.class_query(h).softmax(-1)  # (B, classes)
+        e = torch.einsum("bc,bchw->bhw", alpha, evidence.float()).flatten(1)  # (B, H*W)
+        e = (e - e.mean(1, keepdim=True)) / (e.std(1, keepdim=True) + 1e-5)
+        ys, xs = torch.meshgrid(cell_centres(hh, h.device), cell_centres(ww, h.device), indexing="ij")
+        xs, ys = xs.flatten(), ys.flatten()  # (H*W,)
+        near = -((xs - anchor[0]) ** 2 + (ys - anchor[1]) ** 2) / (2 * self.sigma ** 2)
+        w = (e * self.log_sharpness.exp() + near).softmax(-1)  # (B, H*W)
+        centre = torch.stack([(w * xs).sum(1), (w * ys).sum(1)], -1)  # (B, 2)
+        adjust = self.adjust(h)
+        return torch.cat([self.init_scale + adjust[:, :2], centre + adjust[:, 2:]], -1)
+
+
 class RecurrentAttentionHead(nn.Module):
     """Spatial transformer + LSTM over a feature map (B, C, H, W); see the module docstring."""
 
@@ -91,17 +139,22 @@ class RecurrentAttentionHead(nn.Module):
         # classifier, with the LSTM's classifier adding what memory contributes.
         self.region_classifier = nn.Linear(in_channels, cfg.num_classes) if cfg.region_skip else None
         self.prior = ImageNetGroupPrior(in_channels, cfg.imagenet_groups) if cfg.imagenet_groups else None
-        self.localizer = nn.Linear(cfg.hidden_size, 4)
-        nn.init.normal_(self.localizer.weight, std=1e-3)
-        if cfg.transform_mode == "direct":
-            with torch.no_grad():
-                self.localizer.bias.copy_(torch.tensor([cfg.init_scale, cfg.init_scale, 0.0, 0.0]))
+        if cfg.transform_mode == "evidence":
+            self.localizer = EvidenceLocalizer(in_channels, cfg.num_classes, cfg.hidden_size, cfg.init_scale)
         else:
-            nn.init.zeros_(self.localizer.bias)
+            self.localizer = nn.Linear(cfg.hidden_size, 4)
+            nn.init.normal_(self.localizer.weight, std=1e-3)
+            if cfg.transform_mode == "direct":
+                with torch.no_grad():
+                    self.localizer.bias.copy_(torch.tensor([cfg.init_scale, cfg.init_scale, 0.0, 0.0]))
+            else:
+                nn.init.zeros_(self.localizer.bias)
         self.register_buffer("anchors", torch.tensor(cfg.anchors, dtype=torch.float32), persistent=False)
 
-    def _next_transform(self, h: torch.Tensor, step: int) -> torch.Tensor:
+    def _next_transform(self, h: torch.Tensor, step: int, evidence: torch.Tensor | None) -> torch.Tensor:
         """(B, hidden) -> (B, 4) transform of step `step` (1-based)."""
+        if evidence is not None:
+            return self.localizer(evidence, h, self.anchors[step - 1])
         raw = self.localizer(h)
         if self.cfg.transform_mode == "direct":
             return raw
@@ -112,6 +165,7 @@ class RecurrentAttentionHead(nn.Module):
         cfg = self.cfg
         b = features.shape[0]
         reduced = self.reduce(features) if self.reduce is not None else None
+        evidence = self.localizer.evidence_map(features) if isinstance(self.localizer, EvidenceLocalizer) else None
         identity = features.new_tensor([1.0, 1.0, 0.0, 0.0]).expand(b, 4)
         h = c = features.new_zeros(b, cfg.hidden_size)
         transform = identity
@@ -135,7 +189,7 @@ class RecurrentAttentionHead(nn.Module):
                 step_logits.append(logits)
                 transforms.append(transform)
             if k < cfg.num_steps:
-                transform = self._next_transform(h, k + 1)
+                transform = self._next_transform(h, k + 1, evidence)
         steps = torch.stack(step_logits, 1)  # (B, K, C)
         pool = torch.cat([global_logits[:, None], steps], 1) if cfg.fuse_global else steps
         return RAMOutput(
@@ -211,6 +265,14 @@ def init_prior_from_backbone(head: nn.Module, backbone: nn.Module) -> None:
     if classifier is None:
         raise ValueError("imagenet_groups needs a backbone with an ImageNet classifier")
     prior.load_imagenet(classifier)
+    localizer = getattr(head, "localizer", None)
+    if isinstance(localizer, EvidenceLocalizer):
+        # each class's evidence map starts as the mean ImageNet classifier direction of its group
+        with torch.no_grad():
+            for c, group in enumerate(head.cfg.imagenet_groups):
+                if group:
+                    localizer.evidence.weight[c, :, 0, 0] = classifier.weight[group].mean(0)
+                    localizer.evidence.bias[c] = classifier.bias[group].mean()
 
 
 def build_model(cfg: RAMConfig, backbone_weights: str | None = None) -> RAMModel:

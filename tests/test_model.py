@@ -118,3 +118,20 @@ def test_config_rejects_bad_values():
         RAMConfig(class_names=["a", "a"])
     with pytest.raises(ValueError):
         RAMConfig.from_dict({"class_names": ["a"], "no_such_field": 1})
+
+
+def test_evidence_localizer_looks_where_the_evidence_is():
+    head, cfg = make_head(transform_mode="evidence", num_steps=1)
+    with torch.no_grad():  # every class's evidence = channel 0 of the map
+        head.localizer.evidence.weight.zero_()
+        head.localizer.evidence.weight[:, 0] = 1.0
+        head.localizer.evidence.bias.zero_()
+    centres = []
+    for cell in [(1, 1), (5, 5), (1, 5)]:
+        fmap = torch.zeros(1, 8, 7, 7)
+        fmap[0, 0, cell[0], cell[1]] = 10.0  # a strong object at row, column
+        centres.append(head(fmap).transforms[0, 0, 2:])
+    (tl, br, tr) = centres
+    assert tl[0] < 0 and tl[1] < 0  # top-left object: centre moves up and left
+    assert br[0] > 0 and br[1] > 0
+    assert tr[0] > 0 and tr[1] < 0  # (t_x, t_y) = (column, row)

@@ -32,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--hidden-size", type=int, default=512)
     m.add_argument("--embed-dim", type=int, default=512)
     m.add_argument("--dropout", type=float, default=0.3)
-    m.add_argument("--transform-mode", choices=["direct", "anchored"], default="direct")
+    m.add_argument("--transform-mode", choices=["direct", "anchored", "evidence"], default="direct")
     m.add_argument("--fuse-global", action="store_true", help="include the global step in the max fusion")
     m.add_argument("--imagenet-prior", action="store_true",
                    help="add the ImageNet-class prior to the scores (VOC classes, backbones with an ImageNet head)")
