@@ -151,3 +151,13 @@ def test_display_copy_only_downscales():
     assert render.display_copy(big, 1600).size == (1600, 400)
     small = Image.new("RGB", (300, 200))
     assert render.display_copy(small, 1600) is small
+
+
+def test_tags_of_boxes_sharing_a_corner_do_not_overlap(image):
+    same = ([0.2, 0.3, 0.8, 0.9], {"s_x": 0.6, "s_y": 0.6, "t_x": 0.0, "t_y": 0.2})
+    trace = make_trace(boxes=[same, same, same])
+    fig = figures.attention_figure(image, trace)
+    shifts = [a.yshift for a in fig.layout.annotations[1:]]  # slot 0 is the global step's tag
+    assert len(set(shifts)) == 3  # stacked, one row each
+    gif = Image.open(io.BytesIO(render.steps_gif(image, trace)))
+    assert gif.n_frames == 5

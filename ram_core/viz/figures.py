@@ -62,14 +62,38 @@ def _box_trace(name: str, box: list[float] | None, color: str, hover: str, empha
     )
 
 
-def _tag(x: float, y: float, text: str, color: str, height: int, faded: bool = False) -> dict:
-    """A label on a box's top-left corner: above the box, or inside it when the box touches the top."""
+TAG_PX = 22  # a tag's height on screen (13 px text + padding)
+
+
+def _tag(x: float, y: float, text: str, color: str, height: int, faded: bool = False, row: int = 0) -> dict:
+    """A label on a box's top-left corner: above the box, or inside it when the box touches the top;
+    `row` moves it down by whole tag heights, so that tags of boxes sharing a corner do not overlap."""
     inside = y < 0.06 * height
     return dict(
         x=x, y=y, xref="x", yref="y", text=text, showarrow=False, xanchor="left",
-        yanchor="top" if inside else "bottom", bgcolor=color, borderpad=3,
+        yanchor="top" if inside else "bottom", yshift=-row * TAG_PX, bgcolor=color, borderpad=3,
         font=dict(color=text_color_on(color), size=13), opacity=0.55 if faded else 1.0,
     )
+
+
+def _tag_rows(corners: list[tuple[float, float]], texts: list[str], height: int, px_per_unit: float) -> list[int]:
+    """For each tag (in step order) the first row where it overlaps no earlier tag, in screen pixels."""
+    placed: list[tuple[float, float, float, float]] = []
+    rows = []
+    for (x, y), text in zip(corners, texts):
+        plain = text.replace("<b>", "").replace("</b>", "")
+        left, width = x * px_per_unit, 7.5 * len(plain) + 8
+        top0 = y * px_per_unit - (0 if y < 0.06 * height else TAG_PX)
+        row = 0
+        while row < 50:
+            top = top0 + row * TAG_PX
+            rect = (left, top, left + width, top + TAG_PX)
+            if not any(r[0] < rect[2] and rect[0] < r[2] and r[1] < rect[3] and rect[1] < r[3] for r in placed):
+                break
+            row += 1
+        placed.append(rect)
+        rows.append(row)
+    return rows
 
 
 def attention_figure(img: Image.Image, trace: AttentionTrace, top: int = 3, height: int | None = None,
@@ -81,6 +105,8 @@ def attention_figure(img: Image.Image, trace: AttentionTrace, top: int = 3, heig
     controls = 90 if k else 0  # room for the slider and the play button
     if height is None:
         height = int(min(760, max(260, width_hint * h / max(w, 1)))) + 24 + controls
+    # Screen pixels per image pixel (the photo keeps its aspect ratio inside the plot area).
+    px_per_unit = min((height - 24 - controls) / max(h, 1), width_hint / max(w, 1))
     whole = [0.0, 0.0, float(w), float(h)]
     global_hover = f"<b>Step 0 (global)</b><br>{_top_text(trace.global_scores, top)}"
     step_hover = [f"<b>Step {s.step}</b><br>{_top_text(s.scores, top)}" for s in trace.steps]
@@ -93,17 +119,19 @@ def attention_figure(img: Image.Image, trace: AttentionTrace, top: int = 3, heig
         c, p = max(trace.global_scores.items(), key=lambda kv: kv[1]) if trace.global_scores else ("", 0.0)
         return f"<b>0</b> global · {c} {p:.2f}"
 
+    rows = _tag_rows([(s.box[0], s.box[1]) for s in trace.steps], [label(s) for s in trace.steps], h, px_per_unit)
+
     def state(shown: int | None, current: int | None, show_global: bool) -> tuple[list[dict], list[dict]]:
         """Traces and tags with steps 1..shown visible (None: all), `current` emphasised.  Always K + 1
         of each, in fixed slots (0 = global, k = step k): plotly's animation merges a frame's
         annotations into the figure's by index, so a hidden tag must stay in its slot, invisible."""
         traces = [_box_trace("Step 0 (global)", whole if show_global else None, step_color(0), global_hover, "current")]
         tags = [{**_tag(0, 0, global_label(), step_color(0), h), "visible": show_global}]
-        for s, hover in zip(trace.steps, step_hover):
+        for s, hover, row in zip(trace.steps, step_hover, rows):
             visible = shown is None or s.step <= shown
             emphasis = "normal" if current is None else ("current" if s.step == current else "faded")
             traces.append(_box_trace(f"Step {s.step}", s.box if visible else None, step_color(s.step), hover, emphasis))
-            tags.append({**_tag(s.box[0], s.box[1], label(s), step_color(s.step), h, faded=emphasis == "faded"),
+            tags.append({**_tag(s.box[0], s.box[1], label(s), step_color(s.step), h, emphasis == "faded", row),
                          "visible": visible})
         return traces, tags
 

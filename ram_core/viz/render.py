@@ -61,16 +61,29 @@ def global_caption(trace: AttentionTrace, n: int = 1) -> str:
     return f"0 · global · {tops}"
 
 
-def _label(draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, color: str, fnt, bounds) -> None:
-    """A filled tag with `text` whose top-left is near xy, kept inside the image."""
-    x, y = xy
-    l, t, r, b = draw.textbbox((0, 0), text, font=fnt)
+def _tag_box(xy: tuple[float, float], text: str, fnt, bounds, placed: list | None = None) -> tuple:
+    """Where a tag with `text` goes: its top-left near xy, inside the image, and moved down past the
+    tags already `placed` (boxes sharing a corner would otherwise hide each other's tags)."""
+    l, t, r, b = fnt.getbbox(text)
     pad = max(2, fnt.size // 5)
     tw, th = r - l + 2 * pad, b - t + 2 * pad
-    x = min(max(x, 0), max(0, bounds[0] - tw))
-    y = min(max(y, 0), max(0, bounds[1] - th))
-    draw.rectangle([x, y, x + tw, y + th], fill=hex_to_rgb(color))
-    draw.text((x + pad - l, y + pad - t), text, fill=text_color_on(color), font=fnt)
+    x = min(max(xy[0], 0), max(0, bounds[0] - tw))
+    y = min(max(xy[1], 0), max(0, bounds[1] - th))
+    for _ in range(50 if placed else 0):
+        if not any(p[0] < x + tw and x < p[2] and p[1] < y + th and y < p[3] for p in placed):
+            break
+        y += th
+    if placed is not None:
+        placed.append((x, y, x + tw, y + th))
+    return x, y, x + tw, y + th
+
+
+def _draw_tag(draw: ImageDraw.ImageDraw, box: tuple, text: str, color: str, fnt) -> None:
+    x0, y0, x1, y1 = box
+    l, t, _, _ = fnt.getbbox(text)
+    pad = max(2, fnt.size // 5)
+    draw.rectangle([x0, y0, x1, y1], fill=hex_to_rgb(color))
+    draw.text((x0 + pad - l, y0 + pad - t), text, fill=text_color_on(color), font=fnt)
 
 
 def draw_steps(img: Image.Image, trace: AttentionTrace, upto: int | None = None, highlight: int | None = None,
@@ -86,9 +99,14 @@ def draw_steps(img: Image.Image, trace: AttentionTrace, upto: int | None = None,
     if show_global:
         color = step_color(0)
         draw.rectangle([0, 0, w - 1, h - 1], outline=hex_to_rgb(color), width=width * 2)
-        _label(draw, (width * 2, width * 2), global_caption(trace, top), color, fnt, (w, h))
+        text = global_caption(trace, top)
+        _draw_tag(draw, _tag_box((width * 2, width * 2), text, fnt, (w, h)), text, color, fnt)
     steps = trace.steps if upto is None else trace.steps[:upto]
-    # Draw the highlighted step last so that its box and tag sit on top.
+    # Tags are placed in step order (the same places in every GIF frame), then everything is drawn
+    # with the highlighted step last so that its box and tag sit on top.
+    placed: list = []
+    tags = {s.step: _tag_box(box_pixels(s.box_norm, (w, h))[:2], step_caption(s, top), fnt, (w, h), placed)
+            for s in trace.steps}
     order = sorted(steps, key=lambda s: s.step == highlight)
     for s in order:
         color = step_color(s.step)
@@ -99,7 +117,7 @@ def draw_steps(img: Image.Image, trace: AttentionTrace, upto: int | None = None,
         if s.step == highlight:
             draw.rectangle([x0, y0, x1, y1], fill=rgb + (40,))
         draw.rectangle([x0, y0, x1, y1], outline=rgb + ((150,) if faded else (255,)), width=lw)
-        _label(draw, (x0, y0), step_caption(s, top), color, fnt, (w, h))
+        _draw_tag(draw, tags[s.step], step_caption(s, top), color, fnt)
     return out
 
 
