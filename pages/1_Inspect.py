@@ -94,9 +94,9 @@ with crop_col:
         for n, (s, crop) in enumerate(zip(trace.steps, crops)):
             with grid[n % len(grid)]:
                 st.image(crop, width="stretch")
-                tops = " · ".join(f"{c} {p:.2f}" for c, p in s.top(1))
-                st.markdown(f"<span style='color:{step_color(s.step)};font-weight:700'>Step {s.step}</span> "
-                            f"<span style='font-size:0.85em'>{tops}</span>", unsafe_allow_html=True)
+                c, p = s.top(1)[0]
+                st.markdown(f"<span style='color:{step_color(s.step)};font-weight:700'>Step {s.step}</span>"
+                            f"<br><span style='font-size:0.85em'>{c} {p:.2f}</span>", unsafe_allow_html=True)
         st.caption("The part of the photo each step's box covers (black where a box reaches outside the "
                    "image: the sampler reads zeros there).")
 
