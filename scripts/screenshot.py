@@ -1,7 +1,7 @@
 """Screenshot the Inspect page on a sample photo, as a user sees it (for the README).
 
-    python scripts/screenshot.py                      # the default model, astronaut.jpg -> docs/inspect.png
-    python scripts/screenshot.py --checkpoint runs/voc/best.safetensors --sample cat.jpg
+    python scripts/screenshot.py                      # the default model, cat.jpg -> docs/inspect.png
+    python scripts/screenshot.py --checkpoint runs/voc/best.safetensors --sample astronaut.jpg
 
 Starts `streamlit run app.py` on a free local port, opens the Inspect page in Debian's chromium
 through Playwright, uploads the photo, waits for the figures, and saves a PNG small enough to keep
@@ -131,10 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--checkpoint",
                     help="checkpoint used as the default model (default: assets/ram_default.safetensors)")
-    ap.add_argument("--sample", default="astronaut.jpg", help="a photo in assets/samples/ (or any image path)")
+    ap.add_argument("--sample", default="cat.jpg", help="a photo in assets/samples/ (or any image path)")
     ap.add_argument("--out", default=str(ROOT / "docs" / "inspect.png"))
     ap.add_argument("--width", type=int, default=1400, help="browser viewport width")
-    ap.add_argument("--height", type=int, default=1350, help="height of the page captured (from the top)")
+    ap.add_argument("--height", type=int, default=1780, help="height of the page captured (from the top)")
     args = ap.parse_args(argv)
     image = Path(args.sample)
     if not image.is_file():
