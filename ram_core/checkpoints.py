@@ -139,18 +139,28 @@ def read_metadata_bytes(blob: bytes, name: str = "checkpoint") -> CheckpointInfo
         header = json.loads(blob[8:8 + n])
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{name}: the safetensors header is not valid JSON ({exc})") from exc
+    if not isinstance(header, dict) or not isinstance(header.get("__metadata__") or {}, dict):
+        raise CheckpointError(f"{name}: the safetensors header is not a JSON object of tensors and metadata")
     meta = (header.get("__metadata__") or {}).get(META_KEY)
     if meta is None:
         raise CheckpointError(f"{name} is a safetensors file without RAM Studio metadata (no '{META_KEY}' entry)")
     try:
         meta = json.loads(meta)
         cfg = RAMConfig.from_dict(meta["config"])
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        get_backbone_spec(cfg.backbone)  # an unknown backbone name is a ValueError
+        cfg.anchors  # noqa: B018  (a loss section that is not an object fails here, not mid-load)
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CheckpointError(f"{name}: its metadata does not describe a model ({exc})") from exc
     # Every tensor's data must lie inside the file: catches truncation before loading.
     body = len(blob) - 8 - n
     for key, entry in header.items():
-        if key != "__metadata__" and entry["data_offsets"][1] > body:
+        if key == "__metadata__":
+            continue
+        try:
+            end = int(entry["data_offsets"][1])
+        except (KeyError, TypeError, IndexError, ValueError):
+            raise CheckpointError(f"{name}: tensor {key} has no valid data_offsets in the header") from None
+        if end > body:
             raise CheckpointError(f"{name} is truncated: tensor {key} ends past the end of the file")
     return CheckpointInfo(cfg, meta.get("backbone_weights", PACKAGE_WEIGHTS), meta.get("provenance") or {},
                           meta.get("evaluation"), source=name)
