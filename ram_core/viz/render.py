@@ -140,8 +140,10 @@ def steps_gif(img: Image.Image, trace: AttentionTrace, max_side: int = 512, ms_p
     frames += [draw_steps(base, trace, upto=k, highlight=k) for k in range(1, len(trace.steps) + 1)]
     frames.append(draw_steps(base, trace))
     durations = [ms_per_step] * (len(frames) - 1) + [ms_per_step * 3]
-    # One adaptive palette per frame keeps photos looking like photos.
-    paletted = [f.quantize(colors=255, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE) for f in frames]
+    # One palette for all frames, taken from the frame with every box: unchanged pixels stay identical
+    # from frame to frame, so Pillow stores only each frame's changed rectangle.
+    palette = frames[-1].quantize(colors=255, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    paletted = [f.quantize(palette=palette, dither=Image.Dither.NONE) for f in frames]
     buf = io.BytesIO()
     paletted[0].save(buf, "GIF", save_all=True, append_images=paletted[1:], duration=durations, loop=0,
                      disposal=1, optimize=False)
