@@ -61,11 +61,55 @@ def transform_to_box(transforms: torch.Tensor) -> torch.Tensor:
     return torch.stack([x0, y0, x1, y1], -1)
 
 
-def sample_region(features: torch.Tensor, transforms: torch.Tensor, size: int) -> torch.Tensor:
-    """Bilinearly sample a size x size region of features (B, C, H, W) at transforms (B, 4)."""
+def sample_region_reference(features: torch.Tensor, transforms: torch.Tensor, size: int) -> torch.Tensor:
+    """Bilinearly sample a size x size region of features (B, C, H, W) at transforms (B, 4), with
+    affine_grid + grid_sample: the textbook spatial transformer, kept as the tests' reference."""
     theta = transform_to_theta(transforms).to(features.dtype)
     grid = F.affine_grid(theta, [features.shape[0], features.shape[1], size, size], align_corners=False)
     return F.grid_sample(features, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def interpolation_weights(scale: torch.Tensor, shift: torch.Tensor, out_size: int, in_size: int) -> torch.Tensor:
+    """(B,) scale and shift along one axis -> (B, out_size, in_size) bilinear weights.
+
+    Output sample u sits at s * o_u + t in the input's [-1, 1] frame (o_u the u-th cell centre, as in
+    affine_grid with align_corners=False), i.e. at pixel p = ((s * o_u + t + 1) * in_size - 1) / 2,
+    and takes weight max(0, 1 - |p - j|) from input cell j.  Cells outside the map simply do not
+    exist, which is grid_sample's zero padding.
+    """
+    o = (torch.arange(out_size, device=scale.device, dtype=scale.dtype) * 2 + 1) / out_size - 1
+    p = ((scale[:, None] * o + shift[:, None] + 1) * in_size - 1) / 2  # (B, out)
+    j = torch.arange(in_size, device=scale.device, dtype=scale.dtype)
+    # floor-based, like grid_sample, so that gradients agree at sample points that fall exactly on
+    # cell centres (the identity step and the anchors do)
+    low = p.detach().floor()[:, :, None]
+    frac = p[:, :, None] - low
+    return (1 - frac) * (j == low) + frac * (j == low + 1)
+
+
+def sample_region(features: torch.Tensor, transforms: torch.Tensor, size: int) -> torch.Tensor:
+    """Bilinearly sample a size x size region of features (B, C, H, W) at transforms (B, 4).
+
+    M = [[s_x, 0, t_x], [0, s_y, t_y]] has no rotation or shear, so the bilinear sampler separates
+    into one interpolation matrix per axis, and sampling becomes two batched matrix products:
+    the same numbers (and gradients) as affine_grid + grid_sample, several times faster on the CPU
+    for wide feature maps.
+    """
+    t = transforms.to(features.dtype)
+    wy = interpolation_weights(t[:, 1], t[:, 3], size, features.shape[2])  # (B, size, H)
+    wx = interpolation_weights(t[:, 0], t[:, 2], size, features.shape[3])  # (B, size, W)
+    rows = torch.matmul(features, wx.transpose(1, 2)[:, None])  # (B, C, H, size)
+    return torch.matmul(wy[:, None], rows)  # (B, C, size, size)
+
+
+def pool_region(features: torch.Tensor, transforms: torch.Tensor, size: int) -> torch.Tensor:
+    """The mean of sample_region over its size x size samples, (B, C), without sampling them:
+    averaging is linear, so average the interpolation weights first."""
+    t = transforms.to(features.dtype)
+    wy = interpolation_weights(t[:, 1], t[:, 3], size, features.shape[2]).mean(1)  # (B, H)
+    wx = interpolation_weights(t[:, 0], t[:, 2], size, features.shape[3]).mean(1)  # (B, W)
+    weights = (wy[:, :, None] * wx[:, None, :]).flatten(1)  # (B, H*W)
+    return torch.bmm(features.flatten(2), weights[:, :, None])[:, :, 0]
 
 
 def cell_centres(n: int, device=None) -> torch.Tensor:
@@ -172,7 +216,7 @@ class RecurrentAttentionHead(nn.Module):
         step_logits, transforms = [], []
         global_logits = None
         for k in range(cfg.num_steps + 1):
-            pooled = sample_region(features, transform, cfg.region_size).mean((2, 3))  # (B, C)
+            pooled = pool_region(features, transform, cfg.region_size)  # (B, C)
             if reduced is None:
                 encoded = self.encoder(self.dropout(pooled))
             else:
