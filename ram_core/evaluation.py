@@ -89,6 +89,8 @@ def model_summary(cfg: RAMConfig) -> dict[str, Any]:
         "fuse_global": cfg.fuse_global,
         "imagenet_prior": bool(cfg.imagenet_groups),
         "num_classes": cfg.num_classes,
+        "anchors": cfg.anchors if cfg.head == "ram" else [],  # (t_x, t_y) per step, [-1, 1] frame
+        "init_scale": cfg.init_scale,
     }
 
 
@@ -272,7 +274,7 @@ def evaluate_dataset(
         class_names=classes,
         model_class_names=list(cfg.class_names),
         ids=[str(dataset.ids[i]) for i in kept],
-        image_paths=[str(dataset.image_paths[i]) for i in kept],
+        image_paths=[os.path.abspath(dataset.image_paths[i]) for i in kept],
         sizes=sizes,
         scores=scores,
         targets=targets,
@@ -285,6 +287,38 @@ def evaluate_dataset(
         objects=[[[dataset_classes[b[0]], *(round(float(v), 1) for v in b[1:5]), bool(b[5])] for b in bx]
                  for bx in boxes],
     )
+
+
+def evaluate_to_folder(
+    predictor: Predictor,
+    kind: str,
+    root: str | os.PathLike,
+    split: str | None,
+    out_dir: str | os.PathLike,
+    *,
+    batch_size: int = 16,
+    workers: int = 2,
+    threshold: float = 0.5,
+    skip_bad: bool = False,
+    limit: int | None = None,
+    compress: bool = False,
+    progress: Progress | None = None,
+    log: Callable[[str], None] | None = None,
+) -> tuple[EvaluationResult, dict[str, Path]]:
+    """build_dataset + evaluate_dataset + write_evaluation: what the CLI and the app's page both do."""
+    from .data import build_dataset
+
+    dataset = build_dataset(kind, root, split, skip_bad=skip_bad)
+    if dataset.skipped and log:
+        log(f"{dataset.name}: skipped {len(dataset.skipped)} malformed item(s), e.g. {dataset.skipped[0]}")
+    if limit:
+        dataset = dataset.subset(range(min(limit, len(dataset))), name=f"{dataset.name}[:{limit}]")
+    if log:
+        log(f"data: {dataset.name}, {len(dataset)} images")
+    result = evaluate_dataset(predictor, dataset, batch_size=batch_size, workers=workers, progress=progress,
+                              threshold=threshold, skip_bad=skip_bad,
+                              dataset_info={"kind": kind, "root": os.path.abspath(root), "split": split, "limit": limit})
+    return result, write_evaluation(result, out_dir, compress=compress)
 
 
 def evaluation_summary(report: dict[str, Any]) -> dict[str, Any]:

@@ -48,27 +48,17 @@ def _progress_bar(disable: bool):
 
 def run(args: argparse.Namespace) -> int:
     from ..checkpoints import update_evaluation
-    from ..data import build_dataset
-    from ..evaluation import evaluate_dataset, evaluation_summary, write_evaluation
+    from ..evaluation import evaluate_to_folder, evaluation_summary
     from ..inference import Predictor, device_label
 
     split = args.split if args.split is not None else DEFAULT_SPLIT[args.data]
-    dataset = build_dataset(args.data, args.root, split, skip_bad=args.skip_bad)
-    if dataset.skipped:
-        print(f"{dataset.name}: skipped {len(dataset.skipped)} malformed item(s), e.g. {dataset.skipped[0]}",
-              file=sys.stderr)
-    if args.limit:
-        dataset = dataset.subset(range(min(args.limit, len(dataset))), name=f"{dataset.name}[:{args.limit}]")
     predictor = Predictor.from_checkpoint(args.checkpoint, args.device)
-    print(f"model: {predictor.info.source} on {device_label(predictor.device)}; "
-          f"data: {dataset.name}, {len(dataset)} images", file=sys.stderr)
-
-    result = evaluate_dataset(
-        predictor, dataset, batch_size=args.batch_size, workers=args.workers,
-        progress=_progress_bar(args.no_progress), threshold=args.threshold, skip_bad=args.skip_bad,
-        dataset_info={"kind": args.data, "root": str(args.root), "split": split},
+    print(f"model: {predictor.info.source} on {device_label(predictor.device)}", file=sys.stderr)
+    result, paths = evaluate_to_folder(
+        predictor, args.data, args.root, split, args.out, batch_size=args.batch_size, workers=args.workers,
+        threshold=args.threshold, skip_bad=args.skip_bad, limit=args.limit, compress=args.compress,
+        progress=_progress_bar(args.no_progress), log=lambda m: print(m, file=sys.stderr),
     )
-    paths = write_evaluation(result, args.out, compress=args.compress)
     r = result.report
     fmt = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731
     print(f"mAP {fmt(r['mAP'])}  CF1 {fmt(r['CF1'])}  OF1 {fmt(r['OF1'])}  "

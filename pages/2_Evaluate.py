@@ -1,0 +1,355 @@
+"""Evaluate: judge a model class by class, from a saved evaluation or a new run on a dataset."""
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from ram_core import app_support as app
+from ram_core import eval_views as ev
+from ram_core.errors import RAMError
+from ram_core.evaluation import evaluate_to_folder, find_predictions
+from ram_core.imageio import open_image
+
+PER_PAGE = 12
+K_PICK, K_COMPARE, K_FOLDERS, K_THRESHOLD = "evaluate.pick", "evaluate.compare", "evaluate.folders", "evaluate.threshold"
+STORE = "evaluate.store"  # the page's choices, kept apart from the widgets (see keep())
+NONE = "(none)"
+UNDEFINED = "background-color: #f3f4f6; color: #9ca3af"  # cells whose value is undefined (NaN)
+DEFAULT_SPLIT = {"voc": "test", "coco": "val", "folder": None, "synthetic": "test"}
+
+st.set_page_config(page_title="Evaluate · RAM Studio", page_icon=":material/analytics:", layout="wide")
+model = app.model_picker()
+store = st.session_state.setdefault(STORE, {})
+# What a finished run asks the widgets to show: set before they are drawn (not possible after).
+for _key, _value in (st.session_state.pop("evaluate.pending", None) or {}).items():
+    st.session_state[_key] = store[_key] = _value
+
+
+def keep(key: str, default=None, options=None) -> None:
+    """Seed a widget from the page's store before it is drawn.  Streamlit forgets a widget's value
+    when a run does not draw it (the user visited another page); the store remembers it."""
+    value = st.session_state[key] if key in st.session_state else store.get(key, default)
+    if options is not None and value not in options:
+        value = default if default in options else options[0]
+    st.session_state[key] = value
+
+
+def remember(key: str):
+    store[key] = st.session_state[key]
+    return store[key]
+
+
+@st.cache_resource(max_entries=6, show_spinner="Reading the evaluation…")
+def open_cached(path: str, stamp: tuple) -> ev.EvalData:
+    """Shared by all sessions and never modified; `stamp` reloads a folder written again."""
+    return ev.open_evaluation(path)
+
+
+def stamp(path: Path) -> tuple:
+    files = [path / "report.json", find_predictions(path)]
+    return tuple((f.stat().st_mtime_ns, f.stat().st_size) if f and f.is_file() else None for f in files)
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def thumbnail(eval_key: str, i: int, cls: str, path: str | None, _data: ev.EvalData):
+    image = None
+    if path:
+        try:
+            image = open_image(path)
+        except RAMError:
+            image = None
+    return ev.browse_thumbnail(_data, i, cls, image, max_side=420)
+
+
+def fmt(v, digits: int = 1, sign: bool = False) -> str:
+    if v is None or pd.isna(v):
+        return "—"
+    v = round(float(v), digits) + 0.0  # + 0.0: no "-0.0"
+    return f"{v:+.{digits}f}" if sign else f"{v:.{digits}f}"
+
+
+# ---- where saved evaluations are -------------------------------------------------------------
+st.sidebar.header("Evaluations")
+keep(K_FOLDERS, ", ".join(ev.short_path(p) for p in ev.default_eval_folders()))
+st.sidebar.text_input(
+    "Evaluation folders", key=K_FOLDERS,
+    help="Comma-separated folders searched for saved evaluations (a folder with report.json and "
+         "predictions.jsonl, as `python -m ram_core evaluate --out DIR` writes); relative paths start at "
+         "the repository.")
+folders = ev.parse_folders(remember(K_FOLDERS))
+
+st.title("Evaluate")
+st.caption("Judge a model class by class: where recurrent attention helps, where it fails, and why. "
+           "Open an evaluation saved by `python -m ram_core evaluate`, or run one on a dataset here.")
+evaluations = ev.list_evaluations(folders)
+
+# ---- run an evaluation from the page ---------------------------------------------------------
+with st.expander("Run a new evaluation", expanded=not evaluations, icon=":material/play_circle:"):
+    with st.form("evaluate.run", border=False):
+        c1, c2, c3 = st.columns([1, 3, 1])
+        kind = c1.selectbox("Dataset format", list(DEFAULT_SPLIT), key="evaluate.kind")
+        root = c2.text_input("Dataset root", key="evaluate.root",
+                             placeholder="e.g. /data/VOCdevkit (holding VOC2007/), a COCO folder, or an image folder")
+        split = c3.text_input("Split", key="evaluate.split", placeholder="voc: test · coco: val",
+                              help="VOC: test, val, trainval…; COCO: val, val2014…; a folder: its labels file.")
+        c4, c5, c6, c7 = st.columns([1, 1, 1, 3])
+        limit = c4.number_input("First N images (0 = all)", 0, None, 0, 50, key="evaluate.limit")
+        batch = c5.number_input("Batch size", 1, 256, 16, key="evaluate.batch")
+        workers = c6.number_input("Loader workers", 0, 16, 2, key="evaluate.workers")
+        out_text = c7.text_input("Save to", key="evaluate.out",
+                                 placeholder="default: runs/evaluations/<checkpoint>-<format>-<split>")
+        submitted = st.form_submit_button("Run evaluation", type="primary", icon=":material/play_arrow:")
+    st.caption("Runs the model chosen in the sidebar. The result is saved (report.json and predictions.jsonl) "
+               "and opened below; the same evaluation asked for again in this session is reopened, not re-run.")
+    if submitted:
+        problem = None
+        if model.predictor is None:
+            problem = model.error or "Choose a model in the sidebar first."
+        elif not root.strip():
+            problem = "Give the dataset root: the folder that holds the dataset."
+        if problem:
+            st.error(problem, icon=":material/error:")
+            st.stop()
+        split_value = split.strip() or DEFAULT_SPLIT[kind]
+        name = ev.default_run_name(model.source.name, kind, split_value, int(limit) or None)
+        out = Path(out_text.strip()).expanduser() if out_text.strip() else ev.ROOT / "runs" / "evaluations" / name
+        out = out if out.is_absolute() else ev.ROOT / out
+        runs = st.session_state.setdefault("evaluate.runs", {})
+        key = (model.key, kind, str(Path(root.strip()).expanduser()), split_value, int(limit), str(out))
+        if runs.get(key) and (out / "report.json").is_file():
+            st.toast("Already evaluated in this session: reopened the saved result.", icon=":material/history:")
+        else:
+            bar = st.progress(0.0, text="Starting the data loader…")
+
+            def progress(done: int, total: int, seconds: float) -> None:
+                rate = done / seconds if seconds > 0 else 0.0
+                bar.progress(done / total, text=f"{done} / {total} images · {rate:.1f} images/s")
+
+            try:
+                evaluate_to_folder(model.predictor, kind, Path(root.strip()).expanduser(), split_value, out,
+                                   batch_size=int(batch), workers=int(workers), limit=int(limit) or None,
+                                   progress=progress)
+            except RAMError as exc:
+                bar.empty()
+                st.error(f"**The evaluation could not run.** {exc}", icon=":material/error:")
+                st.stop()
+            runs[key] = str(out)
+        pending = {K_PICK: str(out), K_COMPARE: NONE}
+        if not any(out.resolve() == p.resolve() for p in evaluations):
+            pending[K_FOLDERS] = store[K_FOLDERS] + f", {ev.short_path(out)}"  # so that it is listed
+        st.session_state["evaluate.pending"] = pending
+        st.rerun()
+
+# ---- open a saved evaluation ---------------------------------------------------------------------
+if not evaluations:
+    st.info("No saved evaluation in " + ", ".join(f"`{ev.short_path(p)}`" for p in folders) + ". "
+            "Run one above, or from a terminal: "
+            "`python -m ram_core evaluate --data voc --root PATH --split test --out runs/evaluations/NAME`, "
+            "then add its folder in the sidebar.", icon=":material/info:")
+    st.stop()
+
+options = [str(p) for p in evaluations]
+labels = {str(p): ev.evaluation_label(p) for p in evaluations}
+pick_col, cmp_col = st.columns(2)
+keep(K_PICK, options[ev.preferred(evaluations)], options)
+picked = pick_col.selectbox("Evaluation", options, key=K_PICK, format_func=labels.get)
+others = [NONE] + [o for o in options if o != picked]
+if store.get(K_PICK) != picked:  # another evaluation: propose its baseline for the comparison
+    base = ev.baseline_for(evaluations, Path(picked))
+    st.session_state[K_COMPARE] = str(base) if base is not None else NONE
+remember(K_PICK)
+keep(K_COMPARE, NONE, others)
+cmp_col.selectbox("Compare with", others, key=K_COMPARE, format_func=lambda o: labels.get(o, o),
+                  help="A second evaluation (its baseline, another checkpoint) for the Compare tab.")
+compare = remember(K_COMPARE)
+
+try:
+    data = open_cached(picked, stamp(Path(picked)))
+    other = open_cached(compare, stamp(Path(compare))) if compare != NONE else None
+except RAMError as exc:
+    st.error(f"**This evaluation cannot be read.** {exc}", icon=":material/error:")
+    st.stop()
+
+report = data.report
+keep(K_THRESHOLD, float(data.threshold))
+threshold = st.slider("Label threshold", 0.0, 1.0, step=0.01, key=K_THRESHOLD,
+                      help="A class is predicted when its fused score is at least this (CF1, OF1, the "
+                           "per-class precision and recall, and Browse all follow it).")
+remember(K_THRESHOLD)
+
+# ---- summary --------------------------------------------------------------------------------------
+s = ev.summary(data, threshold)
+o = ev.summary(other, threshold) if other is not None else None
+
+
+def delta(key: str):
+    if o is None or s[key] is None or o[key] is None:
+        return None
+    return f"{s[key] - o[key]:+.1f} vs B"
+
+
+m = st.columns(6)
+m[0].metric("mAP", fmt(s["mAP"]), delta("mAP"), help="Mean over classes of the average precision (percent).")
+m[1].metric(f"CF1 @ {threshold:.2f}", fmt(s["CF1"]), delta("CF1"), help=f"CP {fmt(s['CP'])} · CR {fmt(s['CR'])}: "
+            "per-class precision and recall, averaged over classes.")
+m[2].metric(f"OF1 @ {threshold:.2f}", fmt(s["OF1"]), delta("OF1"), help=f"OP {fmt(s['OP'])} · OR {fmt(s['OR'])}: "
+            "precision and recall pooled over all labels.")
+m[3].metric("CF1 top-3", fmt(s["top3_CF1"]), delta("top3_CF1"), help="Each image's three highest-scoring classes as its labels.")
+m[4].metric("OF1 top-3", fmt(s["top3_OF1"]), delta("top3_OF1"))
+m[5].metric("Images", f"{s['num_images']:,}")
+model_info = report.get("model") or {}
+ds = report.get("dataset") or {}
+facts = [f"**{Path(picked).name}**",
+         f"{'RAM, K = ' + str(model_info.get('num_steps')) if model_info.get('head') == 'ram' else 'baseline head'}",
+         f"{model_info.get('backbone', '?')} at {model_info.get('input_size', '?')} px",
+         f"data {ds.get('name', '?')}", f"checkpoint `{Path(str(report.get('checkpoint', '?'))).name}`"]
+if report.get("images_per_second"):
+    facts.append(f"{report['images_per_second']:.1f} images/s on {report.get('device', '?')}")
+st.caption(" · ".join(facts))
+if data.num_steps and s["global_mAP"] is not None and s["mAP"] is not None:
+    st.caption(f"The global step alone (the whole feature map, before any attention) reaches mAP "
+               f"{s['global_mAP']:.1f}; fusing the {data.num_steps} attention steps gives "
+               f"{fmt(s['mAP'] - s['global_mAP'], sign=True)} points.")
+if report.get("skipped"):
+    st.warning(f"{len(report['skipped'])} unreadable image(s) were left out, e.g. {report['skipped'][0]}")
+
+tab_class, tab_cmp, tab_browse, tab_att = st.tabs(["Per class", "Compare", "Browse", "Attention"])
+
+# ---- per class ---------------------------------------------------------------------------------------
+with tab_class:
+    table = ev.per_class_table(data, threshold)
+    pct_cols = [c for c in ("AP", "AP global step", "precision", "recall", "F1") if c in table]
+    gain = [c for c in ("gain over global",) if c in table]
+    styled = (table.style
+              .background_gradient(cmap="RdYlGn", vmin=0, vmax=100, subset=pct_cols)
+              .format({c: "{:.1f}" for c in pct_cols})
+              .format(lambda v: fmt(v, sign=True), subset=gain))
+    if gain:
+        span = max(1.0, float(table["gain over global"].abs().max(skipna=True) or 1.0))
+        styled = styled.background_gradient(cmap="PiYG", vmin=-span, vmax=span, subset=gain)
+    styled = styled.map(lambda v: UNDEFINED if pd.isna(v) else "", subset=pct_cols + gain)
+    st.markdown("#### Per-class results")
+    st.dataframe(styled, hide_index=True, width="stretch", key="evaluate.class_table", placeholder="—",
+                 height=min(38 + 35 * len(table), 560))
+    st.caption(f"AP and, at the threshold {threshold:.2f}, precision, recall and F1, all in percent; positives: "
+               "images labelled with the class (left-out labels such as VOC's difficult-only ones not counted). "
+               + ("AP global step: the same model's scores from its first (whole-map) step alone; gain: what the "
+                  "attention steps add. Top step: the step that most often gives the class its fused score on "
+                  "its positive images. " if data.num_steps else "")
+               + "Click a column header to sort.")
+    st.download_button("Download as CSV", table.to_csv(index=False).encode(), f"{Path(picked).name}_per_class.csv",
+                       "text/csv", on_click="ignore", icon=":material/download:")
+    bars_col, pr_col = st.columns([1, 1], gap="large")
+    with bars_col:
+        st.plotly_chart(ev.ap_bar_figure(table), key="evaluate.ap_bars", config={"displaylogo": False})
+    with pr_col:
+        hardest = table.dropna(subset=["AP"]).sort_values("AP")["class"].tolist()[:3]
+        chosen = st.multiselect("Precision-recall curves of", data.class_names, default=hardest,
+                                key="evaluate.pr_classes", help="By default the three classes with the lowest AP.")
+        st.plotly_chart(ev.pr_figure(data, chosen, threshold), key="evaluate.pr", config={"displaylogo": False})
+        st.caption("Each curve ranks the images by the class's score; the dot marks the label threshold.")
+
+# ---- compare -------------------------------------------------------------------------------------------
+with tab_cmp:
+    if other is None:
+        st.info("Pick a second evaluation under **Compare with** (for instance the baseline head on the same "
+                "data, or another checkpoint) to see which classes improve and which regress.",
+                icon=":material/compare_arrows:")
+    else:
+        cmp = ev.comparison_table(data, other)
+        counts = ev.comparison_counts(cmp)
+        st.markdown(f"#### A: `{Path(picked).name}` against B: `{Path(compare).name}`")
+        if not ev.same_images(data, other):
+            st.warning("The two evaluations are not on the same images; differences mix model and data.")
+        c = st.columns(4)
+        c[0].metric("mAP A − B", fmt(None if s["mAP"] is None or o["mAP"] is None else s["mAP"] - o["mAP"], sign=True))
+        c[1].metric("Improved", counts["improved"], help="ΔAP above +0.5 points")
+        c[2].metric("Regressed", counts["regressed"], help="ΔAP below −0.5 points")
+        c[3].metric("About the same", counts["same"])
+        fig_col, tab_col = st.columns([1, 1], gap="large")
+        with fig_col:
+            st.plotly_chart(ev.ap_diff_figure(cmp, "A", "B"), key="evaluate.ap_diff", config={"displaylogo": False})
+        with tab_col:
+            span = max(1.0, float(cmp["ΔAP"].abs().max(skipna=True) or 1.0))
+            st.dataframe(cmp.style.background_gradient(cmap="PiYG", vmin=-span, vmax=span, subset=["ΔAP"])
+                         .format({"AP A": "{:.1f}", "AP B": "{:.1f}"}, na_rep="—")
+                         .format(lambda v: fmt(v, sign=True), subset=["ΔAP"])
+                         .map(lambda v: UNDEFINED if pd.isna(v) else "", subset=["AP A", "AP B", "ΔAP"]),
+                         hide_index=True, placeholder="—", width="stretch", key="evaluate.cmp_table",
+                         height=min(38 + 35 * len(cmp), 560))
+            for verdict in ("improved", "regressed"):
+                names = cmp.loc[cmp["verdict"] == verdict, "class"].tolist()
+                st.markdown(f"**{verdict.capitalize()}:** " + (", ".join(names) if names else "none"))
+            st.download_button("Download as CSV", cmp.to_csv(index=False).encode(), "comparison.csv", "text/csv",
+                               on_click="ignore", icon=":material/download:")
+
+# ---- browse ------------------------------------------------------------------------------------------
+with tab_browse:
+    b1, b3 = st.columns([1, 1])
+    keep("evaluate.browse_class", data.class_names[0], data.class_names)
+    b1.selectbox("Class", data.class_names, key="evaluate.browse_class")
+    cls = remember("evaluate.browse_class")
+    counts = ev.browse_counts(data, cls, threshold)
+    keep("evaluate.browse_kind", "TP", list(ev.BROWSE_KINDS))
+    st.segmented_control("Show", list(ev.BROWSE_KINDS), key="evaluate.browse_kind",
+                         format_func=lambda k: f"{ev.KIND_NAMES[k]} ({counts[k]})")
+    kind = remember("evaluate.browse_kind") or "TP"
+    missing = [i for i in range(min(len(data), 3)) if not Path(data.images[i]).is_file()]
+    root_override = b3.text_input("Dataset root on this machine", key="evaluate.root_override",
+                                  placeholder=str(ds.get("root") or ""),
+                                  help="Where the evaluated photos are here, if not at the paths saved "
+                                       "in the evaluation (e.g. made on another machine).")
+    indices = ev.browse(data, cls, threshold, kind)
+    if missing and not root_override:
+        st.info(f"The photos are not at their saved paths (e.g. `{data.images[missing[0]]}`): boxes are drawn "
+                "on placeholders. Give the dataset root on this machine to see the photos.",
+                icon=":material/image_not_supported:")
+    if not indices:
+        st.info(f"No {ev.KIND_NAMES[kind]} for **{cls}** at the threshold {threshold:.2f}.")
+    else:
+        pages = (len(indices) + PER_PAGE - 1) // PER_PAGE
+        page = st.pagination(pages, key=f"evaluate.page.{cls}.{kind}") if pages > 1 else 1
+        order = "lowest score first (the worst misses)" if kind == "FN" else "highest score first"
+        st.caption(f"{len(indices)} {ev.KIND_NAMES[kind]} for **{cls}**, {order}. Boxes: each attention step "
+                   f"in its colour, the step that gave {cls} its score drawn thick; white: annotated {cls}.")
+        grid = st.columns(4)
+        for n, i in enumerate(indices[(page - 1) * PER_PAGE: page * PER_PAGE]):
+            path = ev.resolve_image(data, i, root_override or None)
+            with grid[n % 4]:
+                st.image(thumbnail(f"{picked}:{stamp(Path(picked))}", i, cls, str(path) if path else None, data),
+                         width="stretch")
+                truth = ", ".join(data.records[i].get("ground_truth") or []) or "none"
+                st.markdown(f"**{data.ids[i]}** · {cls} {data.scores[i, data.class_names.index(cls)]:.3f}  \n"
+                            f"<span style='font-size:0.85em'>labels: {truth}</span>", unsafe_allow_html=True)
+                if st.button("Inspect", key=f"evaluate.inspect.{i}", icon=":material/center_focus_strong:",
+                             disabled=path is None, help="Open this photo in the Inspect page (runs the model "
+                             "chosen in the sidebar on it)."):
+                    st.session_state[ev.INSPECT_KEY] = str(path)
+                    st.switch_page("pages/1_Inspect.py")
+
+# ---- attention over the dataset ------------------------------------------------------------------------
+with tab_att:
+    if not data.num_steps:
+        st.info("This evaluation's model has the baseline head (global pooling): it has no attention steps.")
+    else:
+        st.plotly_chart(ev.attention_figure(data), key="evaluate.attention", config={"displaylogo": False})
+        st.caption("Left: the centre of every step's box over the dataset (a sample of up to "
+                   f"{ev.MAX_POINTS_PER_STEP} per step), with each step's anchor as a cross. Right: how large each "
+                   "step's box is (side of the box as a fraction of the image).")
+        hits = report.get("box_hit_rates")
+        if hits and hits.get("hit_rate") is not None:
+            h = st.columns(3)
+            h[0].metric("Box centres on an object", f"{hits['hit_rate']:.1f}%",
+                        help="Share of steps whose box centre lies inside an annotated object of the photo.")
+            h[1].metric("Same boxes on another photo", f"{hits['hit_rate_other_photo']:.1f}%",
+                        help="The same boxes scored against the next photo's objects: what a fixed layout "
+                             "would get. Attention that follows the photo scores higher on its own.")
+            h[2].metric("Difference", f"{hits['hit_rate'] - hits['hit_rate_other_photo']:+.1f} points")
+        positives_only = st.toggle("Only each class's positive images", True, key="evaluate.max_pos")
+        st.plotly_chart(ev.max_step_figure(ev.max_step_frequency(data, positives_only)), key="evaluate.max_step",
+                        config={"displaylogo": False})
+        st.caption("For each class, how often each step supplies its fused score (the category-wise max)"
+                   + (", over the images labelled with it." if positives_only else ", over all images."))
+        with st.expander("Per-step box statistics"):
+            st.dataframe(ev.step_box_summary(data).style.format(precision=3), hide_index=True, width="stretch")
