@@ -61,9 +61,9 @@ def transform_to_box(transforms: torch.Tensor) -> torch.Tensor:
     return torch.stack([x0, y0, x1, y1], -1)
 
 
-def sample_region_reference(features: torch.Tensor, transforms: torch.Tensor, size: int) -> torch.Tensor:
-    """Bilinearly sample a size x size region of features (B, C, H, W) at transforms (B, 4), with
-    affine_grid + grid_sample: the textbook spatial transformer, kept as the tests' reference."""
+def sample_region(features: torch.Tensor, transforms: torch.Tensor, size: int) -> torch.Tensor:
+    """Bilinearly sample a size x size region of features (B, C, H, W) at transforms (B, 4):
+    the spatial transformer's affine_grid + grid_sample."""
     theta = transform_to_theta(transforms).to(features.dtype)
     grid = F.affine_grid(theta, [features.shape[0], features.shape[1], size, size], align_corners=False)
     return F.grid_sample(features, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
@@ -87,24 +87,14 @@ def interpolation_weights(scale: torch.Tensor, shift: torch.Tensor, out_size: in
     return (1 - frac) * (j == low) + frac * (j == low + 1)
 
 
-def sample_region(features: torch.Tensor, transforms: torch.Tensor, size: int) -> torch.Tensor:
-    """Bilinearly sample a size x size region of features (B, C, H, W) at transforms (B, 4).
-
-    M = [[s_x, 0, t_x], [0, s_y, t_y]] has no rotation or shear, so the bilinear sampler separates
-    into one interpolation matrix per axis, and sampling becomes two batched matrix products:
-    the same numbers (and gradients) as affine_grid + grid_sample, several times faster on the CPU
-    for wide feature maps.
-    """
-    t = transforms.to(features.dtype)
-    wy = interpolation_weights(t[:, 1], t[:, 3], size, features.shape[2])  # (B, size, H)
-    wx = interpolation_weights(t[:, 0], t[:, 2], size, features.shape[3])  # (B, size, W)
-    rows = torch.matmul(features, wx.transpose(1, 2)[:, None])  # (B, C, H, size)
-    return torch.matmul(wy[:, None], rows)  # (B, C, size, size)
-
-
 def pool_region(features: torch.Tensor, transforms: torch.Tensor, size: int) -> torch.Tensor:
-    """The mean of sample_region over its size x size samples, (B, C), without sampling them:
-    averaging is linear, so average the interpolation weights first."""
+    """The mean of sample_region over its size x size samples, (B, C), without sampling them.
+
+    M = [[s_x, 0, t_x], [0, s_y, t_y]] has no rotation or shear, so bilinear sampling separates into
+    one interpolation matrix per axis, and averaging is linear: average each axis's weights first,
+    then one batched product with the map.  Same values and gradients as grid_sample + mean, about
+    twice as fast on the CPU for a 1280-channel map (the region's full feature, for the prior).
+    """
     t = transforms.to(features.dtype)
     wy = interpolation_weights(t[:, 1], t[:, 3], size, features.shape[2]).mean(1)  # (B, H)
     wx = interpolation_weights(t[:, 0], t[:, 2], size, features.shape[3]).mean(1)  # (B, W)
@@ -121,7 +111,7 @@ class EvidenceLocalizer(nn.Module):
     """transform_mode="evidence": where to look next, from the memory *and* the map.
 
     The paper's localizer reads the next transform off the hidden state alone.  Here the hidden state
-    still decides: it picks which classes' evidence to follow (a softmax over classes) and the
+    still decides: it picks which classes' evidence to follow (log-weights over classes) and the
     region's scale, and adds an offset; the centre is the soft-argmax of that evidence around the
     step's anchor.  So a step looks at the strongest evidence in its part of the image, and the
     anchor constraint keeps the steps spread out.  The evidence map is a 1x1 conv (C_in -> classes),
@@ -148,8 +138,10 @@ class EvidenceLocalizer(nn.Module):
     def forward(self, evidence: torch.Tensor, h: torch.Tensor, anchor: torch.Tensor) -> torch.Tensor:
         """evidence (B, classes, H, W), h (B, hidden), anchor (2,) -> transform (B, 4)."""
         b, _, hh, ww = evidence.shape
-        alpha = self.class_query(h).softmax(-1)  # (B, classes)
-        e = torch.einsum("bc,bchw->bhw", alpha, evidence.float()).flatten(1)  # (B, H*W)
+        # a soft "max over the chosen classes": the query's log-weights shift each class's evidence,
+        # and logsumexp keeps the peaks of every chosen class (a weighted mean would blur them)
+        log_alpha = self.class_query(h).float().log_softmax(-1)  # (B, classes)
+        e = torch.logsumexp(evidence.float().flatten(2) + log_alpha[:, :, None], 1)  # (B, H*W)
         e = (e - e.mean(1, keepdim=True)) / (e.std(1, keepdim=True) + 1e-5)
         ys, xs = torch.meshgrid(cell_centres(hh, h.device), cell_centres(ww, h.device), indexing="ij")
         xs, ys = xs.flatten(), ys.flatten()  # (H*W,)
