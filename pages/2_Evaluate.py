@@ -305,6 +305,9 @@ with tab_browse:
         st.info(f"The photos are not at their saved paths (e.g. `{data.images[missing[0]]}`): boxes are drawn "
                 "on placeholders. Give the dataset root on this machine to see the photos.",
                 icon=":material/image_not_supported:")
+    elif missing and ev.resolve_image(data, missing[0], root_override) is None:
+        st.warning(f"`{data.images[missing[0]]}` is not under `{root_override}` either (looked for it by its "
+                   "path below the saved root, and by its file name).", icon=":material/image_not_supported:")
     if not indices:
         st.info(f"No {ev.KIND_NAMES[kind]} for **{cls}** at the threshold {threshold:.2f}.")
     else:
@@ -320,8 +323,8 @@ with tab_browse:
                 st.image(thumbnail(f"{picked}:{stamp(Path(picked))}", i, cls, str(path) if path else None, data),
                          width="stretch")
                 truth = ", ".join(data.records[i].get("ground_truth") or []) or "none"
-                st.markdown(f"**{data.ids[i]}** · {cls} {data.scores[i, data.class_names.index(cls)]:.3f}  \n"
-                            f"<span style='font-size:0.85em'>labels: {truth}</span>", unsafe_allow_html=True)
+                st.markdown(f"**{data.ids[i]}** · {cls} {data.scores[i, data.class_names.index(cls)]:.3f}")
+                st.caption(f"labels: {truth}")
                 if st.button("Inspect", key=f"evaluate.inspect.{i}", icon=":material/center_focus_strong:",
                              disabled=path is None, help="Open this photo in the Inspect page (runs the model "
                              "chosen in the sidebar on it)."):

@@ -135,3 +135,33 @@ def test_a_bad_dataset_root_is_an_error_on_the_page(app, setup):
     app.run()
     no_exception(app)
     assert any("could not run" in e.value for e in app.error)
+
+
+def test_photos_moved_elsewhere_are_placeholders_until_the_root_is_given(setup, monkeypatch, tmp_path):
+    """An evaluation made on another machine: its image paths do not exist here."""
+    from streamlit.testing.v1 import AppTest
+
+    moved = tmp_path / "evals" / "moved_val"
+    moved.mkdir(parents=True)
+    src = setup["evals"] / "default_val"
+    report = json.loads((src / "report.json").read_text())
+    report["dataset"]["root"] = "/elsewhere/scenes"
+    (moved / "report.json").write_text(json.dumps(report))
+    lines = [json.loads(x) for x in (src / "predictions.jsonl").read_text().splitlines()]
+    for r in lines:
+        r["image"] = r["image"].replace(str(setup["scenes"]), "/elsewhere/scenes")
+    (moved / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    monkeypatch.setenv(ENV_EVAL_DIR, str(tmp_path / "evals"))
+    monkeypatch.setenv("RAM_STUDIO_CHECKPOINT", str(setup["ckpt"]))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.switch_page("pages/2_Evaluate.py").run()
+    at.segmented_control(key="evaluate.browse_kind").set_value("all").run()
+    no_exception(at)
+    assert any("not at their saved paths" in i.value for i in at.info)
+    inspect = [b for b in at.button if b.key and b.key.startswith("evaluate.inspect.")]
+    assert len(inspect) == 12 and all(b.disabled for b in inspect)
+    at.text_input(key="evaluate.root_override").set_value(str(setup["scenes"])).run()
+    no_exception(at)
+    assert not any("not at their saved paths" in i.value for i in at.info)
+    inspect = [b for b in at.button if b.key and b.key.startswith("evaluate.inspect.")]
+    assert len(inspect) == 12 and not any(b.disabled for b in inspect)
