@@ -244,8 +244,7 @@ def test_a_damaged_cache_entry_is_rebuilt_whole(damage, small_set, backbone, tmp
 
 
 # --------------------------------------------------------------------------------------------------
-# Resuming: what goes wrong today (bugs in ram_core/training/loop.py, reported; strict xfails so that
-# the fix turns them into passing tests)
+# Resuming: kills between writes, another class list, a damaged state, runs without validation
 
 
 @pytest.fixture(scope="module")
@@ -261,8 +260,6 @@ def _opts(out: Path, cache: Path, epochs: int, **kw) -> TrainOptions:
                         log=lambda *_: None, **kw)
 
 
-@pytest.mark.xfail(strict=True, reason="bug (training/loop.py): log.jsonl is appended before resume.pt is written; "
-                                       "a kill between the two makes --resume log that epoch twice")
 def test_a_kill_between_the_log_line_and_resume_state_does_not_duplicate_an_epoch(tiny_run, tmp_path, monkeypatch):
     from ram_core.training import loop
 
@@ -284,9 +281,6 @@ def test_a_kill_between_the_log_line_and_resume_state_does_not_duplicate_an_epoc
     assert log_epochs(tmp_path) == [1, 2, 3]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="bug (training/loop.py): --resume with another class list ends in a RuntimeError "
-                          "(state_dict size mismatch) instead of an error that says so")
 def test_resume_with_another_class_list_says_so(tiny_run, tmp_path):
     from ram_core.errors import RAMError
 
@@ -301,8 +295,6 @@ def test_resume_with_another_class_list_says_so(tiny_run, tmp_path):
         raise AssertionError(f"{type(exc).__name__}: {str(exc)[:120]}") from None
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="bug (training/loop.py): a damaged resume.pt ends in torch's RuntimeError traceback")
 def test_a_damaged_resume_state_is_a_clear_error(tiny_run, tmp_path):
     from ram_core.errors import RAMError
 
@@ -318,9 +310,6 @@ def test_a_damaged_resume_state_is_a_clear_error(tiny_run, tmp_path):
         raise AssertionError(f"{type(exc).__name__}: {str(exc)[:120]}") from None
 
 
-@pytest.mark.xfail(strict=True, reason="bug (training/loop.py): without a validation split the best score starts "
-                                       "at -1.0 and is -loss, so a run whose loss stays above 1 never writes "
-                                       "best.safetensors, yet train prints it as the best checkpoint")
 def test_a_run_without_validation_still_writes_its_best_checkpoint(tiny_run, tmp_path):
     from ram_core.config import LossConfig
 

@@ -29,6 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--steps", type=int, default=5, help="K, recurrent steps after the global one")
     m.add_argument("--region-size", type=int, default=7)
     m.add_argument("--region-encoder", choices=["pool", "flatten"], default="flatten")
+    m.add_argument("--region-channels", type=int, default=128, help="channels of the reduced map (flatten encoder)")
     m.add_argument("--hidden-size", type=int, default=512)
     m.add_argument("--embed-dim", type=int, default=512)
     m.add_argument("--dropout", type=float, default=0.3)
@@ -70,7 +71,7 @@ def config_from_args(args: argparse.Namespace, class_names: list[str]) -> RAMCon
     return RAMConfig(
         class_names=class_names, backbone=args.backbone, input_size=args.input_size, mean=mean, std=std,
         head=args.head, num_steps=args.steps, region_size=args.region_size, region_encoder=args.region_encoder,
-        embed_dim=args.embed_dim, hidden_size=args.hidden_size, dropout=args.dropout,
+        region_channels=args.region_channels, embed_dim=args.embed_dim, hidden_size=args.hidden_size, dropout=args.dropout,
         region_skip=args.region_skip, transform_mode=args.transform_mode, fuse_global=args.fuse_global,
         imagenet_groups=groups if groups and any(groups) else None, freeze_backbone=not args.fine_tune,
         loss=LossConfig(classification=args.classification_loss, anchor_weight=args.anchor_weight,
@@ -97,5 +98,8 @@ def run(args: argparse.Namespace) -> int:
         data_description=f"{args.data}:{args.root} split={args.split} ({len(train_set)} images)",
     )
     result = train(cfg, opts, train_set, val_set)
-    print(f"best checkpoint: {result['best_checkpoint']} (validation mAP {result['best']:.2f})")
+    if val_set is not None:
+        print(f"best checkpoint: {result['best_checkpoint']} (validation mAP {result['best']:.2f})")
+    else:
+        print(f"best checkpoint (lowest training loss): {result['best_checkpoint']}")
     return 0

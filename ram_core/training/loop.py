@@ -15,7 +15,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from .. import metrics
 from ..checkpoints import _atomic_write, make_provenance, save_checkpoint
 from ..config import RAMConfig
+from ..errors import CheckpointError
 from ..inference import ImageTransform, autocast_for
 from ..losses import ram_loss
 from ..model import RAMModel, build_head, init_prior_from_backbone
@@ -190,10 +191,20 @@ def train(cfg: RAMConfig, opts: TrainOptions, train_set, val_set=None) -> dict[s
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(opts.epochs, opts.warmup_epochs, len(loader)))
     anchors = torch.tensor(cfg.anchors, device=device) if cfg.head == "ram" else torch.zeros(0, 2, device=device)
 
-    start_epoch, best, history = 0, -1.0, []
+    start_epoch, best, history = 0, float("-inf"), []
     resume_path = out / "resume.pt"
     if opts.resume and resume_path.is_file():
-        state = torch.load(resume_path, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(resume_path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise CheckpointError(f"{resume_path} is damaged and cannot be resumed from ({type(exc).__name__}); "
+                                  "start again without --resume, or from another folder") from exc
+        saved = RAMConfig.from_dict(json.loads(state.get("config", "{}"))) if state.get("config") else None
+        if saved is not None and saved != cfg:
+            diff = [f.name for f in fields(RAMConfig) if getattr(saved, f.name) != getattr(cfg, f.name)]
+            detail = (f" (classes {saved.class_names} then, {cfg.class_names} now)" if "class_names" in diff else "")
+            raise CheckpointError(f"{resume_path} was written for another model: {', '.join(diff)} differ{detail}; "
+                                  "resume with the same data and options, or train into another --out folder")
         model.head.load_state_dict(state["head"])
         if "backbone" in state:
             model.backbone.load_state_dict(state["backbone"])
@@ -251,14 +262,15 @@ def train(cfg: RAMConfig, opts: TrainOptions, train_set, val_set=None) -> dict[s
                 best = score
                 save_checkpoint(out / "best.safetensors", model, provenance=prov,
                                 evaluation={k: record[k] for k in record if k.startswith("val_")} or None)
-            with open(out / "log.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
             state = {"epoch": epoch, "best": best, "head": model.head.state_dict(),
                      "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                     "history": json.dumps(history)}
+                     "history": json.dumps(history), "config": cfg.to_json()}
             if not cfg.freeze_backbone:
                 state["backbone"] = model.backbone.state_dict()
             _save_torch_atomic(state, resume_path)
+            # the log is rewritten whole from the history saved with the resume state, so a kill at
+            # any point never leaves it with an epoch missing or twice
+            _atomic_write(out / "log.jsonl", "".join(json.dumps(r) + "\n" for r in history).encode())
             val_txt = f"  val mAP {record['val_mAP_selected']:.2f}" if record.get("val_mAP_selected") is not None else ""
             log(f"epoch {epoch + 1}/{opts.epochs}  loss {record['loss_total']:.4f} "
                 f"(cls {record['loss_classification']:.4f}){val_txt}  {record['seconds']:.1f}s")
