@@ -59,7 +59,7 @@ def thumbnail(eval_key: str, i: int, cls: str, path: str | None, _data: ev.EvalD
             image = open_image(path)
         except RAMError:
             image = None
-    return ev.browse_thumbnail(_data, i, cls, image, max_side=420)
+    return ev.browse_thumbnail(_data, i, cls, image, max_side=420, aspect=4 / 3)
 
 
 def fmt(v, digits: int = 1, sign: bool = False) -> str:
@@ -287,7 +287,8 @@ with tab_cmp:
 # ---- browse ------------------------------------------------------------------------------------------
 with tab_browse:
     b1, b3 = st.columns([1, 1])
-    keep("evaluate.browse_class", data.class_names[0], data.class_names)
+    most = data.class_names[int((data.targets & data.masks).sum(0).argmax())]  # the class with most positives
+    keep("evaluate.browse_class", most, data.class_names)
     b1.selectbox("Class", data.class_names, key="evaluate.browse_class")
     cls = remember("evaluate.browse_class")
     counts = ev.browse_counts(data, cls, threshold)
@@ -316,20 +317,21 @@ with tab_browse:
         order = "lowest score first (the worst misses)" if kind == "FN" else "highest score first"
         st.caption(f"{len(indices)} {ev.KIND_NAMES[kind]} for **{cls}**, {order}. Boxes: each attention step "
                    f"in its colour, the step that gave {cls} its score drawn thick; white: annotated {cls}.")
-        grid = st.columns(4)
-        for n, i in enumerate(indices[(page - 1) * PER_PAGE: page * PER_PAGE]):
-            path = ev.resolve_image(data, i, root_override or None)
-            with grid[n % 4]:
-                st.image(thumbnail(f"{picked}:{stamp(Path(picked))}", i, cls, str(path) if path else None, data),
-                         width="stretch")
-                truth = ", ".join(data.records[i].get("ground_truth") or []) or "none"
-                st.markdown(f"**{data.ids[i]}** · {cls} {data.scores[i, data.class_names.index(cls)]:.3f}")
-                st.caption(f"labels: {truth}")
-                if st.button("Inspect", key=f"evaluate.inspect.{i}", icon=":material/center_focus_strong:",
-                             disabled=path is None, help="Open this photo in the Inspect page (runs the model "
-                             "chosen in the sidebar on it)."):
-                    st.session_state[ev.INSPECT_KEY] = str(path)
-                    st.switch_page("pages/1_Inspect.py")
+        shown = indices[(page - 1) * PER_PAGE: page * PER_PAGE]
+        for row in range(0, len(shown), 4):  # one row of columns at a time keeps the rows aligned
+            for col, i in zip(st.columns(4), shown[row:row + 4]):
+                path = ev.resolve_image(data, i, root_override or None)
+                with col:
+                    st.image(thumbnail(f"{picked}:{stamp(Path(picked))}", i, cls, str(path) if path else None, data),
+                             width="stretch")
+                    truth = ", ".join(data.records[i].get("ground_truth") or []) or "none"
+                    st.markdown(f"**{data.ids[i]}** · {cls} {data.scores[i, data.class_names.index(cls)]:.3f}")
+                    st.caption(f"labels: {truth}")
+                    if st.button("Inspect", key=f"evaluate.inspect.{i}", icon=":material/center_focus_strong:",
+                                 disabled=path is None, help="Open this photo in the Inspect page (runs the model "
+                                 "chosen in the sidebar on it)."):
+                        st.session_state[ev.INSPECT_KEY] = str(path)
+                        st.switch_page("pages/1_Inspect.py")
 
 # ---- attention over the dataset ------------------------------------------------------------------------
 with tab_att:

@@ -323,10 +323,23 @@ def _placeholder(size: tuple[int, int], max_side: int, note: str) -> Image.Image
 
 
 def browse_thumbnail(data: EvalData, i: int, cls: str | None = None, image: Image.Image | None = None,
-                     max_side: int = 360) -> Image.Image:
+                     max_side: int = 360, aspect: float | None = None) -> Image.Image:
     """Image i (or a grey placeholder when its photo is not available) with every step's box in the
     step's colour, the step that gave `cls` its score drawn thick and tagged with the score, and the
-    annotated boxes of `cls` in white."""
+    annotated boxes of `cls` in white.  With `aspect` (width / height), the picture is centred on a
+    canvas of that shape, max_side wide, so that a grid of thumbnails lines up."""
+    out = _thumbnail(data, i, cls, image, max_side)
+    if aspect is None:
+        return out
+    canvas = Image.new("RGB", (max_side, max(1, round(max_side / aspect))), (246, 247, 249))
+    if out.width > canvas.width or out.height > canvas.height:
+        scale = min(canvas.width / out.width, canvas.height / out.height)
+        out = out.resize((max(1, round(out.width * scale)), max(1, round(out.height * scale))), Image.BILINEAR)
+    canvas.paste(out, ((canvas.width - out.width) // 2, (canvas.height - out.height) // 2))
+    return canvas
+
+
+def _thumbnail(data: EvalData, i: int, cls: str | None, image: Image.Image | None, max_side: int) -> Image.Image:
     record = data.records[i]
     size = (int(record.get("width", 0)), int(record.get("height", 0)))
     if image is None:

@@ -155,6 +155,9 @@ def test_thumbnail_draws_on_the_photo_or_a_placeholder(data, tmp_path):
     arr = np.asarray(drawn)
     # step 1 (the one that gave cat its score) is drawn thick in its colour around x = 0.25
     assert arr[60:100, 25:60].reshape(-1, 3).max(0).sum() > 200
+    framed = ev.browse_thumbnail(data, 0, "cat", photo, max_side=200, aspect=2.0)
+    assert framed.size == (200, 100)  # the 5:4 picture fitted, centred, into a 2:1 frame
+    assert np.asarray(framed)[50, 5].tolist() == [246, 247, 249] and np.asarray(framed)[50, 100].sum() < 600
     assert ev.resolve_image(data, 0) is None
     (tmp_path / "im0.jpg").write_bytes(b"")
     assert ev.resolve_image(data, 0, str(tmp_path)) == tmp_path / "im0.jpg"
