@@ -29,6 +29,9 @@ picked = right.pills("Or try a sample photo", [s.name for s in samples], selecti
 
 inputs = [app.read_image_input(f.name, f.getvalue()) for f in uploads or []]
 inputs += [app.read_image_input(s.name, s.read(), "sample") for s in samples if s.name in (picked or [])]
+# an image sent here from the Evaluate page's browser ("open in Inspect")
+if (sent := st.session_state.get("inspect_path")) and Path(sent).is_file():
+    inputs.append(app.read_image_input(Path(sent).name, Path(sent).read_bytes(), "sample"))
 for bad in (i for i in inputs if i.error):
     st.error(f"**Could not read an upload.** {bad.error}", icon=":material/broken_image:")
 good = [i for i in inputs if i.image is not None]

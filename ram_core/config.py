@@ -71,6 +71,10 @@ class RAMConfig:
     # "evidence": the hidden state picks which classes' evidence to follow and the scale; the centre
     # is that evidence's soft-argmax around the step's anchor (model.EvidenceLocalizer).
     transform_mode: str = "direct"
+    # evidence mode: how far (in the [-1, 1] frame) a step searches around its anchor, and how sharply
+    # it follows the (standardised) evidence; 0.25 keeps the five steps in their own parts of the image
+    evidence_sigma: float = 0.25
+    evidence_sharpness: float = 2.7
     init_scale: float = 0.5  # s_x = s_y at initialisation (anchored mode, and the bias in direct mode)
     fuse_global: bool = False  # paper default: the fused score is the max over steps 1..K only
     # ImageNet class indices per class (aligned with class_names) for an ImageNet prior on the

@@ -118,7 +118,8 @@ class EvidenceLocalizer(nn.Module):
     initialised from the ImageNet classifier when the model has an ImageNet prior.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, hidden: int, init_scale: float, sigma: float = 0.5) -> None:
+    def __init__(self, in_channels: int, num_classes: int, hidden: int, init_scale: float, sigma: float = 0.25,
+                 sharpness: float = 2.7) -> None:
         super().__init__()
         self.evidence = nn.Conv2d(in_channels, num_classes, 1)
         self.class_query = nn.Linear(hidden, num_classes)
@@ -127,7 +128,7 @@ class EvidenceLocalizer(nn.Module):
         self.adjust = nn.Linear(hidden, 4)  # (ds_x, ds_y, dt_x, dt_y)
         nn.init.normal_(self.adjust.weight, std=1e-3)
         nn.init.zeros_(self.adjust.bias)
-        self.log_sharpness = nn.Parameter(torch.tensor(1.0))
+        self.log_sharpness = nn.Parameter(torch.tensor(float(sharpness)).log())
         self.init_scale = init_scale
         self.sigma = sigma
 
@@ -171,12 +172,16 @@ class RecurrentAttentionHead(nn.Module):
         self.lstm = nn.LSTMCell(cfg.embed_dim, cfg.hidden_size)
         self.dropout = nn.Dropout(cfg.dropout)
         self.classifier = nn.Linear(cfg.hidden_size, cfg.num_classes)
+        if cfg.imagenet_groups:  # the prior carries the start; memory learns what it adds
+            nn.init.zeros_(self.classifier.weight)
+            nn.init.zeros_(self.classifier.bias)
         # Optional skip: the region's pooled feature scored directly, e.g. by an ImageNet-initialised
         # classifier, with the LSTM's classifier adding what memory contributes.
         self.region_classifier = nn.Linear(in_channels, cfg.num_classes) if cfg.region_skip else None
         self.prior = ImageNetGroupPrior(in_channels, cfg.imagenet_groups) if cfg.imagenet_groups else None
         if cfg.transform_mode == "evidence":
-            self.localizer = EvidenceLocalizer(in_channels, cfg.num_classes, cfg.hidden_size, cfg.init_scale)
+            self.localizer = EvidenceLocalizer(in_channels, cfg.num_classes, cfg.hidden_size, cfg.init_scale,
+                                               cfg.evidence_sigma, cfg.evidence_sharpness)
         else:
             self.localizer = nn.Linear(cfg.hidden_size, 4)
             nn.init.normal_(self.localizer.weight, std=1e-3)

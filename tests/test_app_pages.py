@@ -179,3 +179,10 @@ def test_an_uploaded_checkpoint_is_used_with_its_metadata(checkpoint, monkeypatc
     at.run()
     assert not at.exception
     assert any("pickle" in e.value for e in at.error)
+
+
+def test_an_image_sent_from_the_evaluate_page_opens_in_inspect(inspect_page):
+    inspect_page.session_state["inspect_path"] = str(SAMPLE)
+    inspect_page.run()
+    assert not inspect_page.exception
+    assert len(drawn_boxes(plotly_specs(inspect_page)["attention"])) == 3
