@@ -178,6 +178,9 @@ class RecurrentAttentionHead(nn.Module):
         # Optional skip: the region's pooled feature scored directly, e.g. by an ImageNet-initialised
         # classifier, with the LSTM's classifier adding what memory contributes.
         self.region_classifier = nn.Linear(in_channels, cfg.num_classes) if cfg.region_skip else None
+        if self.region_classifier is not None and cfg.imagenet_groups:
+            nn.init.zeros_(self.region_classifier.weight)
+            nn.init.zeros_(self.region_classifier.bias)
         self.prior = ImageNetGroupPrior(in_channels, cfg.imagenet_groups) if cfg.imagenet_groups else None
         if cfg.transform_mode == "evidence":
             self.localizer = EvidenceLocalizer(in_channels, cfg.num_classes, cfg.hidden_size, cfg.init_scale,

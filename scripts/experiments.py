@@ -30,9 +30,12 @@ from ram_core.model import transform_to_box  # noqa: E402
 from ram_core.training.feature_cache import FeatureCache, cache_key  # noqa: E402
 from ram_core.training.loop import TrainOptions, head_scores, train, validation_metrics  # noqa: E402
 
-BASE = ["--imagenet-prior", "--epochs", "30"]
+# The default model's recipe (scripts/train_default.sh); each variant changes one thing.
+BASE = ["--imagenet-prior", "--transform-mode", "evidence", "--epochs", "12", "--lr", "3e-4",
+        "--hidden-size", "256", "--embed-dim", "256", "--region-channels", "64"]
 VARIANTS: dict[str, list[str]] = {
     "ram": [],
+    "paper_localizer": ["--transform-mode", "direct"],
     "baseline": ["--head", "baseline"],
     "k1": ["--steps", "1"],
     "k3": ["--steps", "3"],
