@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import torch
 
-from ram_core.checkpoints import load_checkpoint
+from ram_core.checkpoints import load_checkpoint, read_metadata
 from ram_core.config import RAMConfig
 from ram_core.data.synthetic import make_synthetic_voc
 from ram_core.data.voc import VOCDataset
@@ -57,7 +57,7 @@ def log_epochs(out: Path) -> list[int]:
 def test_training_killed_mid_epoch_resumes_from_its_last_checkpoint(tmp_path):
     data = tmp_path / "scenes"
     make_synthetic_voc(data, 120, image_size=48, classes=SHAPES, seed=3)
-    out, epochs = tmp_path / "run", 4
+    out, epochs = tmp_path / "run", 6
     cmd = [sys.executable, "-m", "ram_core", "train", "--data", "synthetic", "--root", str(data), "--split", "train",
            "--out", str(out), "--input-size", "64", "--steps", "2", "--region-size", "3", "--hidden-size", "128",
            "--embed-dim", "128", "--epochs", str(epochs), "--batch-size", "1", "--no-flip",
@@ -66,12 +66,10 @@ def test_training_killed_mid_epoch_resumes_from_its_last_checkpoint(tmp_path):
     with open(tmp_path / "first.log", "w") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            resume = out / "resume.pt"
-            # epoch 2 is complete once resume.pt is written after its log line
-            wait_for(lambda: len(log_epochs(out)) >= 2 and resume.is_file()
-                     and resume.stat().st_mtime_ns >= (out / "log.jsonl").stat().st_mtime_ns,
+            # epoch 2 is complete once its log line is written (the log is written last)
+            wait_for(lambda: len(log_epochs(out)) >= 2 and (out / "resume.pt").is_file(),
                      timeout=150, proc=proc, what="epoch 2 to be saved")
-            seconds = json.loads((out / "log.jsonl").read_text().splitlines()[-1])["seconds"]
+            seconds = json.loads((out / "log.jsonl").read_text().splitlines()[1])["seconds"]
             time.sleep(max(0.05, seconds / 2))  # into the middle of the next epoch
             proc.send_signal(signal.SIGKILL)
         finally:
@@ -91,6 +89,7 @@ def test_training_killed_mid_epoch_resumes_from_its_last_checkpoint(tmp_path):
     assert log_epochs(out) == list(range(1, epochs + 1))
     _, info = load_checkpoint(out / "last.safetensors")
     assert info.provenance["epoch"] == epochs
+    assert read_metadata(out / "best.safetensors").config.class_names == SHAPES
 
 
 # --------------------------------------------------------------------------------------------------
