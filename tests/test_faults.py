@@ -120,7 +120,7 @@ SAVER = textwrap.dedent("""
             def announced_fsync(fd):
                 print("fsync", flush=True)  # the temporary file is written, not yet renamed over the target
                 if mode == "slow":
-                    time.sleep(0.5)
+                    time.sleep(0.3)
                 real_fsync(fd)
 
             os.fsync = announced_fsync
@@ -149,7 +149,7 @@ def _expected_head(seed: int) -> dict[str, torch.Tensor]:
 
 def test_a_kill_during_a_checkpoint_write_never_leaves_a_damaged_file(tmp_path):
     """A process saves two models in turn to one file and is SIGKILLed: twice while a write sits between
-    its fsync and its rename, three times at random moments.  The file always loads, and is exactly the
+    its fsync and its rename, twice at random moments.  The file always loads, and is exactly the
     model of the last save that finished."""
     target = tmp_path / "last.safetensors"
     script = tmp_path / "saver.py"
@@ -160,7 +160,7 @@ def test_a_kill_during_a_checkpoint_write_never_leaves_a_damaged_file(tmp_path):
     heads = {0: _expected_head(0), 1: _expected_head(1)}
     rng = random.Random(0)
     try:
-        for r, mode in enumerate(["slow", "slow", "fast", "fast", "fast"]):
+        for r, mode in enumerate(["slow", "slow", "fast", "fast"]):
             proc.stdin.write(mode + "\n")
             proc.stdin.flush()
             line = proc.stdout.readline()
