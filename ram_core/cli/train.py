@@ -19,6 +19,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="trainval")
     p.add_argument("--val-split", default=None, help="validation split; the best checkpoint is kept by its mAP")
     p.add_argument("--out", required=True, help="output folder for checkpoints, config and log")
+    p.add_argument("--min-positives", type=int, default=1,
+                   help="the validation mAP that picks the best epoch averages the classes with at least "
+                        "this many validation positives (AP on one or two positives is mostly noise)")
     m = p.add_argument_group("model")
     m.add_argument("--head", choices=["ram", "baseline"], default="ram")
     m.add_argument("--backbone", default="tf_efficientnet_lite0")
@@ -94,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         out_dir=args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, backbone_lr=args.backbone_lr,
         weight_decay=args.weight_decay, seed=args.seed, views=("orig",) if args.no_flip else ("orig", "hflip"),
         use_cache=not args.fine_tune, cache_dir=args.cache_dir, workers=args.workers, device=args.device,
-        resume=args.resume, backbone_weights=args.backbone_weights,
+        resume=args.resume, backbone_weights=args.backbone_weights, min_positives=args.min_positives,
         data_description=f"{args.data}:{args.root} split={args.split} ({len(train_set)} images)",
     )
     result = train(cfg, opts, train_set, val_set)
