@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import ram_core  # noqa: F401  (first: sets OMP_WAIT_POLICY before torch starts its threads)
+
 import numpy as np
 import pytest
 import torch

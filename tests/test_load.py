@@ -16,7 +16,6 @@ sys.path.insert(0, str(ROOT))
 
 from scripts.screenshot import CHROMIUM  # noqa: E402
 
-PANDAS_RACE = "partially initialized module 'pandas'"
 
 # Streamlit runs each session's script in a thread of its own.  plotly reads pandas out of sys.modules
 # (get_module(..., should_load=False)) while validating figure data, so a figure built while another
@@ -59,9 +58,6 @@ RACE = textwrap.dedent("""
 """)
 
 
-@pytest.mark.xfail(strict=True, reason="bug (ram_core/viz/figures.py): pandas is imported lazily, so sessions that "
-                                       "draw figures while another session imports it crash (fix: import pandas "
-                                       "at the top of figures.py)")
 def test_figures_drawn_while_another_session_imports_pandas_do_not_crash():
     proc = subprocess.run([sys.executable, "-c", RACE], cwd=ROOT, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
@@ -82,8 +78,4 @@ def test_eight_sessions_uploading_at_once_get_their_own_results_from_one_model()
     assert report.http_requests > 8 and report.websocket_frames_sent >= 8
     # bounded: eight sessions with their results add far less than a second copy of torch and a model
     assert report.rss_peak_mb - report.rss_start_mb < 1200, report
-    others = [p for p in report.problems if PANDAS_RACE not in p]
-    assert not others, others
-    if report.problems:
-        pytest.xfail(f"{len(report.problems)} of 8 sessions hit the pandas import race (see "
-                     "test_figures_drawn_while_another_session_imports_pandas_do_not_crash)")
+    assert not report.problems, report.problems

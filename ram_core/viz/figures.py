@@ -14,6 +14,9 @@ from __future__ import annotations
 import base64
 import io
 
+# plotly looks pandas up in sys.modules without importing it; imported lazily by another session's
+# thread, a half-initialised pandas crashes figures drawn meanwhile (the load test found it)
+import pandas  # noqa: F401
 import plotly.graph_objects as go
 from PIL import Image
 
