@@ -86,6 +86,10 @@ class RAMConfig:
     def __post_init__(self) -> None:
         if isinstance(self.loss, dict):
             self.loss = LossConfig(**self.loss)
+        if len(self.mean) != 3 or len(self.std) != 3:
+            raise ValueError(f"mean and std need 3 values (R, G, B), got {list(self.mean)} and {list(self.std)}")
+        if any(float(v) <= 0 for v in self.std):
+            raise ValueError(f"std values must be positive, got {list(self.std)}")
         self.mean = tuple(float(v) for v in self.mean)  # type: ignore[assignment]
         self.std = tuple(float(v) for v in self.std)  # type: ignore[assignment]
         self.class_names = list(self.class_names)

@@ -495,8 +495,6 @@ def test_a_folder_label_the_model_does_not_know_is_named_and_its_image_still_eva
     assert report["num_images"] == 2 and report["class_names"] == ["cat", "dog"]
 
 
-@pytest.mark.xfail(strict=True, reason="bug (config.py): RAMConfig accepts a mean/std that is not 3 numbers; "
-                                       "predict then fails in preprocess with a RuntimeError traceback")
 def test_a_checkpoint_whose_normalisation_is_not_three_numbers_is_refused(checkpoint, image_dir, tmp_path, capsys):
     bad = tmp_path / "mean.safetensors"
     bad.write_bytes(rewrite_metadata(checkpoint.read_bytes(), lambda h, m: m["config"].update(mean=[0.5])))
