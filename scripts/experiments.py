@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -31,18 +32,20 @@ from ram_core.training.feature_cache import FeatureCache, cache_key  # noqa: E40
 from ram_core.training.loop import TrainOptions, head_scores, train, validation_metrics  # noqa: E402
 
 # The default model's recipe (scripts/train_default.sh); each variant changes one thing.
-BASE = ["--imagenet-prior", "--transform-mode", "evidence", "--epochs", "12", "--lr", "3e-4",
-        "--hidden-size", "256", "--embed-dim", "256", "--region-channels", "64"]
+BASE = ["--imagenet-prior", "--transform-mode", "evidence", "--fuse-global", "--region-skip", "--epochs", "30",
+        "--lr", "1e-3", "--hidden-size", "256", "--embed-dim", "256", "--region-channels", "64"]
 VARIANTS: dict[str, list[str]] = {
     "ram": [],
     "paper_localizer": ["--transform-mode", "direct"],
+    "paper_fusion": ["--no-fuse-global"],
+    "no_region_skip": ["--no-region-skip"],
     "baseline": ["--head", "baseline"],
     "k1": ["--steps", "1"],
     "k3": ["--steps", "3"],
     "no_anchor": ["--anchor-weight", "0"],
     "no_scale": ["--scale-weight", "0"],
     "no_positive": ["--positive-weight", "0"],
-    "no_prior": ["--no-imagenet-prior-marker"],
+    "no_prior": ["--no-imagenet-prior"],
     "fuse_global": ["--fuse-global"],
     "pool": ["--region-encoder", "pool"],
     "anchored": ["--transform-mode", "anchored"],
@@ -55,8 +58,7 @@ def parse_variant(extra: list[str], args: argparse.Namespace) -> argparse.Namesp
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers()
     add_train_parser(sub)
-    base = [a for a in BASE if not ("--no-imagenet-prior-marker" in extra and a == "--imagenet-prior")]
-    extra = [a for a in extra if a != "--no-imagenet-prior-marker"]
+    base = BASE
     argv = ["train", "--data", "voc", "--root", args.root, "--out", "x", "--input-size", str(args.input_size),
             "--cache-dir", args.cache_dir, *base, *args.common, *extra]
     return parser.parse_args(argv)
@@ -73,7 +75,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--common", nargs=argparse.REMAINDER, default=[], help="options added to every variant")
     args = p.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(int(os.environ.get("RAM_THREADS", "2")))
     train_set = VOCDataset(args.root, "train")
     val_set = VOCDataset(args.root, "val")
     out = Path(args.out)

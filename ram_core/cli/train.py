@@ -37,10 +37,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--embed-dim", type=int, default=512)
     m.add_argument("--dropout", type=float, default=0.3)
     m.add_argument("--transform-mode", choices=["direct", "anchored", "evidence"], default="direct")
-    m.add_argument("--fuse-global", action="store_true", help="include the global step in the max fusion")
-    m.add_argument("--imagenet-prior", action="store_true",
+    m.add_argument("--fuse-global", action=argparse.BooleanOptionalAction, default=False,
+                   help="include the global step in the max fusion (the paper leaves it out)")
+    m.add_argument("--imagenet-prior", action=argparse.BooleanOptionalAction, default=False,
                    help="add the ImageNet-class prior to the scores (VOC classes, backbones with an ImageNet head)")
-    m.add_argument("--region-skip", action="store_true")
+    m.add_argument("--region-skip", action=argparse.BooleanOptionalAction, default=False,
+                   help="also score each region's pooled feature with a linear classifier (a skip around the LSTM)")
     loss = p.add_argument_group("loss")
     loss.add_argument("--classification-loss", choices=["bce", "mse"], default="bce")
     loss.add_argument("--anchor-weight", type=float, default=0.1)
