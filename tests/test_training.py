@@ -115,3 +115,23 @@ def test_validation_metrics_selects_classes_with_enough_positives():
     report = validation_metrics(scores, targets, np.ones_like(targets), ["a", "b"], min_positives=2)
     assert report["selected_classes"] == ["a"]
     assert report["mAP_selected"] == pytest.approx(100.0)
+
+
+def test_fine_tuning_trains_the_backbone_end_to_end(scenes, tmp_path):
+    """--fine-tune: images through the backbone every step, the backbone's weights change too."""
+    root, classes = scenes
+    ds = VOCDataset(root, "val", class_names=classes)
+    cfg = _cfg(classes, input_size=64, num_steps=2, freeze_backbone=False)
+    opts = TrainOptions(out_dir=str(tmp_path / "ft"), epochs=1, batch_size=8, use_cache=False, device="cpu",
+                        backbone_lr=1e-3, log=lambda *_: None)
+    from ram_core.backbones import build_backbone
+
+    before = build_backbone(cfg.backbone).state_dict()
+    result = train(cfg, opts, ds, ds)
+    after = result["model"].backbone.state_dict()
+    changed = [k for k in before if before[k].dtype.is_floating_point and not torch.equal(before[k], after[k])]
+    assert changed, "the backbone did not train"
+    assert (tmp_path / "ft" / "best.safetensors").is_file()
+    from ram_core.checkpoints import read_metadata
+
+    assert read_metadata(tmp_path / "ft" / "best.safetensors").backbone_weights == "checkpoint"
