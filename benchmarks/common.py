@@ -16,17 +16,13 @@ if str(ROOT) not in sys.path:
 
 
 def shipped_config(**changes):
-    """The default model's configuration: VOC classes, input 448, K = 5, 7 x 7 regions, the "flatten"
-    region encoder, the "evidence" localizer and the ImageNet prior, on EfficientNet-Lite0."""
-    from ram_core.config import RAMConfig
-    from ram_core.data.classes import VOC_CLASSES
-    from ram_core.imagenet_prior import groups_for
+    """The default model's configuration, read from assets/ram_default.safetensors (VOC classes, input
+    448, K = 5, 7 x 7 regions, "flatten" encoder, "evidence" localizer, ImageNet prior, region skip,
+    global step fused, hidden 256), on EfficientNet-Lite0."""
+    from ram_core.checkpoints import read_metadata
+    from ram_core.inference import DEFAULT_CHECKPOINT
 
-    classes = list(VOC_CLASSES)
-    base = dict(class_names=classes, input_size=448, num_steps=5, region_size=7, region_encoder="flatten",
-                transform_mode="evidence", imagenet_groups=groups_for(classes))
-    base.update(changes)
-    return RAMConfig(**base)
+    return read_metadata(DEFAULT_CHECKPOINT).config.replace(**changes)
 
 
 def timed(fn: Callable[[], object], repeats: int, warmup: int = 1) -> tuple[float, list[float]]:

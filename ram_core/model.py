@@ -213,8 +213,7 @@ class RecurrentAttentionHead(nn.Module):
         identity = features.new_tensor([1.0, 1.0, 0.0, 0.0]).expand(b, 4)
         h = c = features.new_zeros(b, cfg.hidden_size)
         transform = identity
-        step_logits, transforms = [], []
-        global_logits = None
+        hidden, pooled_all, transforms = [], [], []
         for k in range(cfg.num_steps + 1):
             pooled = pool_region(features, transform, cfg.region_size)  # (B, C)
             if reduced is None:
@@ -222,23 +221,26 @@ class RecurrentAttentionHead(nn.Module):
             else:
                 encoded = self.encoder(sample_region(reduced, transform, cfg.region_size).flatten(1))
             h, c = self.lstm(encoded, (h, c))
-            logits = self.classifier(self.dropout(h))
-            if self.region_classifier is not None:
-                logits = logits + self.region_classifier(self.dropout(pooled))
-            if self.prior is not None:
-                logits = logits + self.prior(pooled)
-            if k == 0:
-                global_logits = logits
-            else:
-                step_logits.append(logits)
+            hidden.append(h)
+            pooled_all.append(pooled)
+            if k > 0:
                 transforms.append(transform)
             if k < cfg.num_steps:
                 transform = self._next_transform(h, k + 1, evidence)
-        steps = torch.stack(step_logits, 1)  # (B, K, C)
-        pool = torch.cat([global_logits[:, None], steps], 1) if cfg.fuse_global else steps
+        # The scores do not feed the recurrence, so every step's are computed at once after the loop:
+        # one product per classifier instead of K + 1 small ones (the same numbers).
+        hs = torch.stack(hidden, 1)  # (B, K+1, hidden)
+        pooled = torch.stack(pooled_all, 1)  # (B, K+1, C_in)
+        logits = self.classifier(self.dropout(hs))  # (B, K+1, classes)
+        if self.region_classifier is not None:
+            logits = logits + self.region_classifier(self.dropout(pooled))
+        if self.prior is not None:
+            logits = logits + self.prior(pooled.flatten(0, 1)).view(b, cfg.num_steps + 1, -1)
+        steps = logits[:, 1:]  # (B, K, classes)
+        pool = logits if cfg.fuse_global else steps
         return RAMOutput(
             logits=pool.amax(1),
-            global_logits=global_logits,
+            global_logits=logits[:, 0],
             step_logits=steps,
             transforms=torch.stack(transforms, 1),
         )
