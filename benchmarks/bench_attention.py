@@ -9,13 +9,12 @@ cost as a fraction of the backbone's (goal: at most 10 %).  The head's time is s
 hooks) with the rest (the samplers, the loop's small tensor operations) as "other"; --profile adds
 torch.profiler's top operators.
 
---alternatives times two rewrites of the head's forward with the same weights and the same outputs
+--alternatives times a rewrite of the head's forward with the same weights and the same outputs
 (checked), as suggestions for ram_core/model.py:
   * "logsumexp by max": torch.logsumexp replaced by max + log(sum(exp(x - max))); on this torch build
     torch.logsumexp over the localizer's small (B, 20, 196) tensor costs milliseconds with 2 threads;
-  * "+ scores after the loop": the class scores (classifier, ImageNet prior, region classifier) do not
-    feed the recurrence, so they can be computed for all K + 1 steps in one batched product after it,
-    reading those weights once instead of K + 1 times (at batch 1 the head is bound by weight reads).
+  (an earlier second suggestion, computing every step's class scores after the recurrence in one
+  product, is now how ram_core/model.py does it.)
 --variants NAME=VALUE[,NAME=VALUE] ... times heads of other configurations (random weights, other
 outputs) on the same features, e.g. --variants region_channels=32 hidden_size=256, to price a change.
 """
@@ -80,40 +79,6 @@ def with_logsumexp_by_max(fn):
         torch.logsumexp = real
 
 
-def forward_scores_after_loop(head, features: torch.Tensor):
-    """RecurrentAttentionHead.forward with the class scores computed after the recurrence (eval mode)."""
-    from ram_core import model as m
-
-    cfg = head.cfg
-    b = features.shape[0]
-    reduced = head.reduce(features) if head.reduce is not None else None
-    evidence = head.localizer.evidence_map(features) if isinstance(head.localizer, m.EvidenceLocalizer) else None
-    transform = features.new_tensor([1.0, 1.0, 0.0, 0.0]).expand(b, 4)
-    h = c = features.new_zeros(b, cfg.hidden_size)
-    hs, pooled, transforms = [], [], []
-    for k in range(cfg.num_steps + 1):
-        p = m.pool_region(features, transform, cfg.region_size)  # (B, C)
-        x = head.encoder(p) if reduced is None else head.encoder(
-            m.sample_region(reduced, transform, cfg.region_size).flatten(1))
-        h, c = head.lstm(x, (h, c))
-        hs.append(h)
-        pooled.append(p)
-        if k > 0:
-            transforms.append(transform)
-        if k < cfg.num_steps:
-            transform = head._next_transform(h, k + 1, evidence)
-    hs, pooled = torch.stack(hs, 1), torch.stack(pooled, 1)  # (B, K+1, hidden), (B, K+1, C)
-    logits = head.classifier(hs)
-    if head.region_classifier is not None:
-        logits = logits + head.region_classifier(pooled)
-    if head.prior is not None:
-        logits = logits + head.prior(pooled.flatten(0, 1)).view(b, cfg.num_steps + 1, -1)
-    steps = logits[:, 1:]
-    fused = (logits if cfg.fuse_global else steps).amax(1)
-    return m.RAMOutput(logits=fused, global_logits=logits[:, 0], step_logits=steps,
-                       transforms=torch.stack(transforms, 1))
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--batches", type=int, nargs="+", default=[1, 32])
@@ -150,9 +115,7 @@ def main() -> None:
             fns = {"backbone": lambda: model.backbone(x), "head": lambda: model.head(feats)}
             if args.alternatives:
                 ref = model.head(feats)
-                for name, fn in (("logsumexp by max", lambda: with_logsumexp_by_max(lambda: model.head(feats))),
-                                 ("+ scores after the loop", lambda: with_logsumexp_by_max(
-                                     lambda: forward_scores_after_loop(model.head, feats)))):
+                for name, fn in (("logsumexp by max", lambda: with_logsumexp_by_max(lambda: model.head(feats))),):
                     out = fn()
                     for f in ("logits", "global_logits", "step_logits", "transforms"):
                         assert torch.allclose(getattr(out, f), getattr(ref, f), atol=1e-4, rtol=1e-4), (name, f)
