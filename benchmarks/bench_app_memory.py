@@ -15,10 +15,9 @@ import argparse
 import json
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-from common import ROOT, machine, shipped_config
+from common import ROOT, machine
 
 BARE = """
 import json, resource, sys
@@ -38,34 +37,26 @@ def main() -> None:
     p.add_argument("--image", type=Path, default=ROOT / "assets" / "samples" / "astronaut.jpg")
     args = p.parse_args()
 
-    import torch
-
-    from ram_core.backbones import PACKAGE_WEIGHTS
-    from ram_core.checkpoints import save_checkpoint
-    from ram_core.model import build_model
+    from ram_core.inference import DEFAULT_CHECKPOINT
     from scripts.load_test import run_load_test
 
     print(machine())
-    with tempfile.TemporaryDirectory() as tmp:
-        ckpt = args.checkpoint
-        if ckpt is None:
-            torch.manual_seed(0)
-            ckpt = save_checkpoint(Path(tmp) / "shipped_arch.safetensors", build_model(shipped_config(), PACKAGE_WEIGHTS))
-        proc = subprocess.run([sys.executable, "-c", BARE, str(ckpt), str(args.image)], cwd=ROOT, capture_output=True,
-                              text=True, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
-        bare = json.loads(proc.stdout.strip().splitlines()[-1])["peak_rss_mb"]
-        print(f"bare process (torch + Predictor + one image): peak {bare:.0f} MB")
-        for n in args.sessions:
-            # pandas imported up front: the app's lazy-import race (tests/test_load.py) would otherwise
-            # fail some sessions, and a failed session holds less memory than a served one
-            report = run_load_test(sessions=n, rounds=1, checkpoint=ckpt, model="file", timeout_s=240,
-                                   preimport=["pandas"])
-            print(f"app, {n} session(s): {report.rss_start_mb:.0f} MB before any session, "
-                  f"{report.rss_model_loaded_mb:.0f} MB with the model loaded, peak {report.rss_peak_mb:.0f} MB "
-                  f"(failures {report.failures}, model loads {report.model_loads}, "
-                  f"median upload -> result {report.latency_p50_s} s)")
-            print(f"  ratio app peak / bare peak = {report.rss_peak_mb / bare:.2f}; "
-                  f"per extra session {(report.rss_peak_mb - report.rss_model_loaded_mb) / n:.0f} MB")
+    ckpt = args.checkpoint or DEFAULT_CHECKPOINT  # the shipped default model unless told otherwise
+    proc = subprocess.run([sys.executable, "-c", BARE, str(ckpt), str(args.image)], cwd=ROOT, capture_output=True,
+                          text=True, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    bare = json.loads(proc.stdout.strip().splitlines()[-1])["peak_rss_mb"]
+    print(f"bare process (torch + Predictor + one image): peak {bare:.0f} MB")
+    for n in args.sessions:
+        # pandas imported up front: the app's lazy-import race (tests/test_load.py) would otherwise
+        # fail some sessions, and a failed session holds less memory than a served one
+        report = run_load_test(sessions=n, rounds=1, checkpoint=ckpt, model="file", timeout_s=240,
+                               preimport=["pandas"])
+        print(f"app, {n} session(s): {report.rss_start_mb:.0f} MB before any session, "
+              f"{report.rss_model_loaded_mb:.0f} MB with the model loaded, peak {report.rss_peak_mb:.0f} MB "
+              f"(failures {report.failures}, model loads {report.model_loads}, "
+              f"median upload -> result {report.latency_p50_s} s)")
+        print(f"  ratio app peak / bare peak = {report.rss_peak_mb / bare:.2f}; "
+              f"per extra session {(report.rss_peak_mb - report.rss_model_loaded_mb) / n:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -15,11 +15,10 @@ import argparse
 import json
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, interleaved, machine, shipped_config
+from common import ROOT, interleaved, machine
 
 STAGES = """
 import json, sys, time
@@ -48,41 +47,33 @@ def main() -> None:
     p.add_argument("--warm-runs", type=int, default=10)
     args = p.parse_args()
 
-    import torch
-
-    from ram_core.backbones import PACKAGE_WEIGHTS
-    from ram_core.checkpoints import save_checkpoint
+    from ram_core.inference import DEFAULT_CHECKPOINT
     from ram_core.imageio import open_image
     from ram_core.inference import Predictor, preprocess
-    from ram_core.model import build_model
 
     print(machine())
-    with tempfile.TemporaryDirectory() as tmp:
-        ckpt = args.checkpoint
-        if ckpt is None:
-            torch.manual_seed(0)
-            ckpt = save_checkpoint(Path(tmp) / "shipped_arch.safetensors", build_model(shipped_config(), PACKAGE_WEIGHTS))
-        print(f"checkpoint {ckpt} ({ckpt.stat().st_size / 2**20:.1f} MB), image {args.image.name}")
+    ckpt = args.checkpoint or DEFAULT_CHECKPOINT  # the shipped default model unless told otherwise
+    print(f"checkpoint {ckpt} ({ckpt.stat().st_size / 2**20:.1f} MB), image {args.image.name}")
 
-        cold = []
-        for _ in range(args.cold_runs):
-            t0 = time.perf_counter()
-            proc = subprocess.run([sys.executable, "-m", "ram_core", "predict", str(args.image), "--checkpoint", str(ckpt),
-                                   "--json", "--device", "cpu"], cwd=ROOT, capture_output=True, text=True)
-            cold.append(time.perf_counter() - t0)
-            if proc.returncode != 0:
-                raise SystemExit(proc.stderr)
-        json.loads(proc.stdout.splitlines()[0])  # a trace came out
-        proc = subprocess.run([sys.executable, "-c", STAGES, str(ckpt), str(args.image)], cwd=ROOT,
-                              capture_output=True, text=True, env={"PYTHONPATH": str(ROOT), **__import__("os").environ})
-        stages = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else {}
+    cold = []
+    for _ in range(args.cold_runs):
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "ram_core", "predict", str(args.image), "--checkpoint", str(ckpt),
+                               "--json", "--device", "cpu"], cwd=ROOT, capture_output=True, text=True)
+        cold.append(time.perf_counter() - t0)
+        if proc.returncode != 0:
+            raise SystemExit(proc.stderr)
+    json.loads(proc.stdout.splitlines()[0])  # a trace came out
+    proc = subprocess.run([sys.executable, "-c", STAGES, str(ckpt), str(args.image)], cwd=ROOT,
+                          capture_output=True, text=True, env={"PYTHONPATH": str(ROOT), **__import__("os").environ})
+    stages = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else {}
 
-        predictor = Predictor.from_checkpoint(ckpt, "cpu")
-        x = preprocess(open_image(args.image), predictor.cfg)[None]
-        t = interleaved({"warm": lambda: predictor.predict_one(args.image.name, open_image(args.image)),
-                         "forward": lambda: predictor.run_tensors(x),
-                         "decode": lambda: open_image(args.image)}, args.warm_runs)
-        warm, forward, decode = t["warm"][0], t["forward"][0], t["decode"][0]
+    predictor = Predictor.from_checkpoint(ckpt, "cpu")
+    x = preprocess(open_image(args.image), predictor.cfg)[None]
+    t = interleaved({"warm": lambda: predictor.predict_one(args.image.name, open_image(args.image)),
+                     "forward": lambda: predictor.run_tensors(x),
+                     "decode": lambda: open_image(args.image)}, args.warm_runs)
+    warm, forward, decode = t["warm"][0], t["forward"][0], t["decode"][0]
 
     print("\ncold `predict` (new process, one image): " + ", ".join(f"{c:.2f} s" for c in cold)
           + f"  (best {min(cold):.2f} s)")
