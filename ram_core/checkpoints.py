@@ -185,7 +185,8 @@ def model_from_bytes(blob: bytes, name: str = "checkpoint", device: str | torch.
     except Exception as exc:
         raise CheckpointError(f"{name}: its tensors cannot be read ({exc})") from exc
     head = build_head(cfg)
-    _load_strict(head, {k[5:]: v for k, v in tensors.items() if k.startswith("head.")}, f"{name} (head)")
+    head_tensors = _legacy_head_names({k[5:]: v for k, v in tensors.items() if k.startswith("head.")})
+    _load_strict(head, head_tensors, f"{name} (head)")
     if info.backbone_weights == "checkpoint":
         backbone = build_backbone(cfg.backbone, RANDOM_INIT)
         _load_strict(backbone, {k[9:]: v for k, v in tensors.items() if k.startswith("backbone.")},
@@ -205,6 +206,21 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     return model_from_bytes(path.read_bytes(), str(path), device, backbone_weights)
+
+
+# Tensor names of RAM heads written before the region encoder became its own module (ram-studio 0.1).
+_LEGACY_PREFIXES = (("encoder.0.", "encoder.fc.0."), ("reduce.0.", "encoder.reduce.0."))
+
+
+def _legacy_head_names(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out = {}
+    for k, v in tensors.items():
+        for old, new in _LEGACY_PREFIXES:
+            if k.startswith(old):
+                k = new + k[len(old):]
+                break
+        out[k] = v
+    return out
 
 
 def _load_strict(module: torch.nn.Module, tensors: dict[str, torch.Tensor], what: str) -> None:

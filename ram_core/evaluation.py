@@ -38,7 +38,7 @@ from .attention_stats import box_hit_rates
 from .config import RAMConfig
 from .errors import DatasetError, RAMError
 from .inference import ImageTransform, Predictor
-from .model import RAMOutput, transform_to_box
+from .model import RAMOutput, probabilities, transform_to_box
 from .trace import AttentionTrace, traces_from_output
 
 FORMAT = "ram-studio-eval/1"
@@ -81,21 +81,27 @@ def model_summary(cfg: RAMConfig) -> dict[str, Any]:
     """The parts of a model's config a reader of an evaluation needs to tell models apart."""
     return {
         "head": cfg.head,
-        "num_steps": cfg.num_steps if cfg.head == "ram" else 0,
+        "preset": cfg.preset,
+        "num_steps": cfg.num_attention_steps,
         "backbone": cfg.backbone,
         "input_size": cfg.input_size,
         "region_encoder": cfg.region_encoder,
         "transform_mode": cfg.transform_mode,
         "fuse_global": cfg.fuse_global,
-        "imagenet_prior": bool(cfg.imagenet_groups),
+        "imagenet_prior": cfg.uses_prior,
+        "imagenet_init": cfg.uses_imagenet_init,
+        "z_size": cfg.z_size,
+        "memory": cfg.memory,
+        "score_activation": cfg.score_activation,
+        "test_time_flip": cfg.test_time_flip,
         "num_classes": cfg.num_classes,
-        "anchors": cfg.anchors if cfg.head == "ram" else [],  # (t_x, t_y) per step, [-1, 1] frame
+        "anchors": cfg.anchors if cfg.num_attention_steps else [],  # (t_x, t_y) per step, [-1, 1] frame
         "init_scale": cfg.init_scale,
     }
 
 
-def _rounded_probs(logits: torch.Tensor) -> np.ndarray:
-    return np.round(torch.sigmoid(logits.float()).numpy().astype(np.float64), SCORE_DECIMALS)
+def _rounded_probs(logits: torch.Tensor, cfg: RAMConfig) -> np.ndarray:
+    return np.round(probabilities(logits, cfg).numpy().astype(np.float64), SCORE_DECIMALS)
 
 
 def _percent(value: float) -> float | None:
@@ -135,6 +141,7 @@ class EvaluationResult:
     ground_truth: list[list[str]] = field(default_factory=list)  # dataset labels (any class)
     ignored: list[list[str]] = field(default_factory=list)  # labels left out of evaluation
     objects: list[list[list]] = field(default_factory=list)  # [class, x0, y0, x1, y1, difficult] per box
+    activation: str = "sigmoid"  # how logits became scores (RAMConfig.score_activation)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -146,7 +153,8 @@ class EvaluationResult:
             part = RAMOutput(o.logits[s:s + chunk], o.global_logits[s:s + chunk],
                              o.step_logits[s:s + chunk], o.transforms[s:s + chunk])
             yield from traces_from_output(part, self.image_paths[s:s + chunk], self.sizes[s:s + chunk],
-                                          self.model_class_names, self.fuse_global, self.threshold)
+                                          self.model_class_names, self.fuse_global, self.threshold,
+                                          activation=self.activation)
 
     def records(self) -> Iterator[dict[str, Any]]:
         """The lines of predictions.jsonl."""
@@ -231,13 +239,13 @@ def evaluate_dataset(
     idx = np.asarray(kept)
     targets = np.asarray(dataset.targets, np.float32)[idx][:, data_cols]
     eval_masks = np.asarray(dataset.eval_masks, np.float32)[idx][:, data_cols]
-    scores = _rounded_probs(outputs.logits)[:, model_cols]
+    scores = _rounded_probs(outputs.logits, cfg)[:, model_cols]
     report = metrics.evaluate_scores(scores, targets, classes, mask=eval_masks, threshold=threshold)
 
     # How much the recurrence adds: the mAP of the global step alone and of each step alone.
-    global_scores = _rounded_probs(outputs.global_logits)[:, model_cols]
+    global_scores = _rounded_probs(outputs.global_logits, cfg)[:, model_cols]
     report["global_mAP"] = _percent(metrics.mean_ap(metrics.per_class_ap(global_scores, targets, eval_masks)))
-    step_scores = _rounded_probs(outputs.step_logits)[:, :, model_cols] if outputs.step_logits.shape[1] else None
+    step_scores = _rounded_probs(outputs.step_logits, cfg)[:, :, model_cols] if outputs.step_logits.shape[1] else None
     report["step_mAP"] = [] if step_scores is None else [
         _percent(metrics.mean_ap(metrics.per_class_ap(step_scores[:, k], targets, eval_masks)))
         for k in range(step_scores.shape[1])
@@ -281,6 +289,7 @@ def evaluate_dataset(
         eval_masks=eval_masks,
         outputs=outputs,
         fuse_global=cfg.fuse_global,
+        activation=cfg.score_activation,
         threshold=threshold,
         ground_truth=[[dataset_classes[c] for c in np.flatnonzero(all_targets[j])] for j in range(len(kept))],
         ignored=[[dataset_classes[c] for c in np.flatnonzero(~all_masks[j])] for j in range(len(kept))],

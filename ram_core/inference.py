@@ -142,7 +142,7 @@ class Predictor:
             seconds = (time.perf_counter() - t0) / len(chunk)
             traces += traces_from_output(
                 out, [n for n, _ in chunk], [img.size for _, img in chunk], self.class_names,
-                self.cfg.fuse_global, threshold, round(seconds, 4),
+                self.cfg.fuse_global, threshold, round(seconds, 4), activation=self.cfg.score_activation,
             )
         return traces
 

@@ -89,16 +89,22 @@ def _round(x: float, nd: int = 5) -> float:
 
 def traces_from_output(output: RAMOutput, names: list[str], sizes: list[tuple[int, int]],
                        class_names: list[str], fuse_global: bool, threshold: float = 0.5,
-                       seconds: float | None = None) -> list[AttentionTrace]:
-    """Turn a batch's RAMOutput into one AttentionTrace per image.  sizes: (width, height) each."""
-    fused = torch.sigmoid(output.logits.float()).cpu()
-    glob = torch.sigmoid(output.global_logits.float()).cpu()
-    steps = torch.sigmoid(output.step_logits.float()).cpu()  # (B, K, C)
+                       seconds: float | None = None, activation: str = "sigmoid") -> list[AttentionTrace]:
+    """Turn a batch's RAMOutput into one AttentionTrace per image.  sizes: (width, height) each.
+    activation: "sigmoid" (per class) or "softmax" (over classes; models trained with the paper's
+    loss), as RAMConfig.score_activation says."""
+    act = (lambda x: x.float().softmax(-1)) if activation == "softmax" else (lambda x: torch.sigmoid(x.float()))
+    fused = act(output.logits).cpu()
+    glob = act(output.global_logits).cpu()
+    steps = act(output.step_logits).cpu()  # (B, K, C)
     transforms = output.transforms.float().cpu()  # (B, K, 4)
     boxes = transform_to_box(transforms)  # (B, K, 4) fractions
     k = steps.shape[1]
     if k:
-        pool = torch.cat([glob[:, None], steps], 1) if fuse_global else steps
+        # which step's logit is the fused one (with a softmax, each step's probabilities are normalised
+        # on their own, so the logits, not the probabilities, say which step gave the max)
+        step_logits = output.step_logits.float().cpu()
+        pool = torch.cat([output.global_logits.float().cpu()[:, None], step_logits], 1) if fuse_global else step_logits
         arg = pool.argmax(1) + (0 if fuse_global else 1)  # (B, C) step index, 0 = global
     else:
         arg = torch.zeros_like(fused, dtype=torch.long)

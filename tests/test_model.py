@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from ram_core.config import RAMConfig
-from ram_core.model import (BaselineHead, RecurrentAttentionHead, sample_region, transform_to_box,
+from ram_core.model import (BaselineHead, RecurrentAttentionHead, pool_region, sample_region, transform_to_box,
                             transform_to_theta)
 
 
@@ -52,8 +52,15 @@ def test_theta_layout():
     assert torch.allclose(theta, torch.tensor([[0.3, 0.0, 0.1], [0.0, 0.4, -0.2]]))
 
 
+def test_box_to_transform_inverts_transform_to_box():
+    from ram_core.sampler import box_to_transform
+
+    t = torch.tensor([[0.2, 0.5, 0.4, -0.5], [1.0, 1.0, 0.0, 0.0]])
+    assert torch.allclose(box_to_transform(transform_to_box(t)), t, atol=1e-6)
+
+
 def test_gradients_reach_the_transform_head_through_the_sampler():
-    head, _ = make_head()
+    head, _ = make_head(init_scale=0.6)
     fmap = torch.randn(2, 8, 7, 7)
     out = head(fmap)
     # the loss depends on transforms only through the sampled regions (no constraint terms)
@@ -86,9 +93,32 @@ def test_first_step_uses_the_identity_then_k_transforms():
 def test_steps_depend_on_memory():
     # the LSTM carries state: feeding a different map changes later steps' transforms
     head, _ = make_head()
+    with torch.no_grad():
+        head.localizer.weight.normal_(std=0.3)
     a = head(torch.randn(1, 8, 7, 7)).transforms
     b = head(torch.randn(1, 8, 7, 7)).transforms
     assert not torch.allclose(a[0, 1:], b[0, 1:])
+
+
+def test_asymmetric_transform_to_box():
+    # s_x != s_y and t_x != t_y: x spans t_x -+ s_x, y spans t_y -+ s_y, as fractions of the image
+    box = transform_to_box(torch.tensor([[0.2, 0.5, 0.4, -0.5], [0.1, 0.3, -0.7, 0.2]]))
+    assert torch.allclose(box, torch.tensor([[0.6, 0.0, 0.8, 0.5], [0.1, 0.45, 0.2, 0.75]]))
+
+
+def test_box_and_sampler_agree_on_an_asymmetric_map():
+    """A map 6 rows x 10 columns that is 1 in one wide, short block; a transform whose box (from
+    transform_to_box) is that block reads only ones, and the transposed transform reads none."""
+    fmap = torch.zeros(1, 1, 6, 10)
+    fmap[..., 0:4, 5:10] = 1.0  # rows 0-3 (top two thirds), columns 5-9 (right half)
+    t = torch.tensor([[0.4, 1 / 6, 0.6, -1 / 3]])  # x: 0.6 +- 0.4 -> [0.6, 1.0]; y: [0.25, 5/12]
+    assert torch.allclose(transform_to_box(t), torch.tensor([[0.6, 0.25, 1.0, 5 / 12]]), atol=1e-6)
+    region = sample_region(fmap, t, 4)
+    assert torch.allclose(region, torch.ones_like(region), atol=1e-5)
+    assert torch.allclose(pool_region(fmap, t, 4), torch.ones(1, 1), atol=1e-5)
+    swapped = t[:, [1, 0, 3, 2]]
+    assert sample_region(fmap, swapped, 4).abs().max() == 0
+    assert pool_region(fmap, swapped, 4).abs().max() == 0
 
 
 def test_flatten_encoder_and_region_skip():
@@ -154,3 +184,18 @@ def test_separable_pooling_matches_grid_sample(size):
     g_ours, = torch.autograd.grad(pool_region(fmap, tr2, size).square().sum(), tr2)
     g_ref, = torch.autograd.grad(sample_region(fmap, tr2, size).mean((2, 3)).square().sum(), tr2)
     assert torch.allclose(g_ours, g_ref, atol=1e-8)
+
+
+@pytest.mark.parametrize("mode", ["anchored", "evidence"])
+def test_every_step_starts_at_its_own_anchor(mode):
+    """With nothing learned yet (no evidence anywhere), step k's centre is nearest to anchor k."""
+    head, cfg = make_head(transform_mode=mode, num_steps=5)
+    if mode == "evidence":
+        with torch.no_grad():
+            head.localizer.evidence.weight.zero_()
+            head.localizer.evidence.bias.zero_()
+            head.localizer.adjust.weight.zero_()
+    centres = head(torch.randn(2, 8, 9, 9)).transforms[..., 2:]  # (B, K, 2)
+    anchors = torch.tensor(cfg.anchors)
+    nearest = torch.cdist(centres, anchors[None].expand(2, 5, 2)).argmin(-1)  # (B, K)
+    assert nearest.tolist() == [[0, 1, 2, 3, 4]] * 2

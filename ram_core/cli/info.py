@@ -23,6 +23,13 @@ def run(args: argparse.Namespace) -> int:
             spec = get_backbone_spec(name)
             print(f"{name:24s} {spec.channels:5d} ch  stride {spec.stride:2d}  {spec.describe}")
         return 0
+    from ..presets import departures_from_paper
+
     info = read_metadata(args.checkpoint or default_checkpoint())
-    print(json.dumps(info.to_metadata(), indent=2))
+    meta = info.to_metadata()
+    cfg = info.config
+    # which recipe it was trained with, and every field where it is not the paper's model
+    meta["preset"] = cfg.preset or "(none)"
+    meta["departures_from_paper"] = departures_from_paper(cfg)
+    print(json.dumps(meta, indent=2))
     return 0

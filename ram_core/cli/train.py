@@ -1,16 +1,96 @@
-"""`train --data voc --root PATH --split trainval [--val-split val] --out DIR ...`"""
+"""`train --data voc --root PATH --split trainval [--val-split val] --out DIR [--preset paper] ...`"""
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-from ..config import LossConfig, RAMConfig
+from ..config import CLASSIFICATION_LOSSES, HEADS, IMAGENET_MODES, REGION_ENCODERS, LossConfig, RAMConfig
+
+# What a model option means when neither it nor a preset says otherwise.
+MODEL_DEFAULTS: dict[str, Any] = {
+    "head": "ram", "backbone": "tf_efficientnet_lite0", "input_size": 448, "norm": "backbone", "steps": 5,
+    "region_size": 7, "region_encoder": "flatten", "region_channels": 128, "hidden_size": 512, "embed_dim": 512,
+    "z_size": 0, "memory": True, "dropout": 0.3, "transform_mode": "direct", "init_scale": 0.5,
+    "fuse_global": False, "imagenet_prior": False, "imagenet_mode": "prior", "region_skip": False,
+    "csra_lambda": 0.1, "csra_temperature": 1.0, "test_time_flip": False,
+    "classification_loss": "bce", "anchor_weight": 0.1, "scale_weight": 0.1, "positive_weight": 0.1,
+    "gamma": 1.0, "alpha": 0.5, "beta": 0.1,
+}
+# option name -> RAMConfig field (or "loss.<field>")
+_FIELDS = {
+    "head": "head", "backbone": "backbone", "input_size": "input_size", "steps": "num_steps",
+    "region_size": "region_size", "region_encoder": "region_encoder", "region_channels": "region_channels",
+    "hidden_size": "hidden_size", "embed_dim": "embed_dim", "z_size": "z_size", "memory": "memory",
+    "dropout": "dropout", "transform_mode": "transform_mode", "init_scale": "init_scale",
+    "fuse_global": "fuse_global", "imagenet_mode": "imagenet_mode", "region_skip": "region_skip",
+    "csra_lambda": "csra_lambda", "csra_temperature": "csra_temperature", "test_time_flip": "test_time_flip",
+    "classification_loss": "loss.classification", "anchor_weight": "loss.anchor_weight",
+    "scale_weight": "loss.scale_weight", "positive_weight": "loss.positive_weight", "gamma": "loss.gamma",
+    "alpha": "loss.alpha", "beta": "loss.beta",
+}
+
+
+def _d(name: str) -> str:
+    return f" (default: {MODEL_DEFAULTS[name]})"
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, choices=["voc", "coco", "folder", "synthetic"], help="dataset format")
     p.add_argument("--root", required=True, help="dataset root (VOCdevkit, COCO folder, or image folder)")
     p.add_argument("--skip-bad", action="store_true", help="skip malformed items (reported) instead of stopping")
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    """Model and loss options.  All default to None: a preset fills what the user did not give."""
+    from ..presets import PRESETS
+
+    m = p.add_argument_group("model (an option given here overrides the preset's value)")
+    m.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                   help="a named recipe: 'paper' = the paper's model and loss (docs/PAPER.md)")
+    m.add_argument("--head", choices=list(HEADS), help="ram: recurrent attention; baseline: global average "
+                   "pooling + linear; csra: class-specific residual attention" + _d("head"))
+    m.add_argument("--backbone", help=_d("backbone"))
+    m.add_argument("--backbone-weights", default=None, help="weights file for vgg16/resnet, or 'random'")
+    m.add_argument("--input-size", type=int, help=_d("input_size"))
+    m.add_argument("--norm", choices=["imagenet", "backbone"],
+                   help="normalisation: ImageNet mean/std or the backbone's own config" + _d("norm"))
+    m.add_argument("--steps", type=int, help="K, recurrent steps after the global one" + _d("steps"))
+    m.add_argument("--region-size", type=int, help=_d("region_size"))
+    m.add_argument("--region-encoder", choices=list(REGION_ENCODERS), help=_d("region_encoder"))
+    m.add_argument("--region-channels", type=int,
+                   help="channels of the reduced map (flatten, maxpool; 0 = no reduction)" + _d("region_channels"))
+    m.add_argument("--hidden-size", type=int, help=_d("hidden_size"))
+    m.add_argument("--embed-dim", type=int, help=_d("embed_dim"))
+    m.add_argument("--z-size", type=int, help="size of z_k = ReLU(W_z h_k), which scores and the next "
+                   "transform are read from; 0 = read off h_k" + _d("z_size"))
+    m.add_argument("--memory", action=argparse.BooleanOptionalAction, default=None,
+                   help="carry the LSTM state across steps (--no-memory: reset it every step)" + _d("memory"))
+    m.add_argument("--dropout", type=float, help=_d("dropout"))
+    m.add_argument("--transform-mode", choices=["direct", "anchored", "evidence"], help=_d("transform_mode"))
+    m.add_argument("--init-scale", type=float, help="s_x = s_y at the start" + _d("init_scale"))
+    m.add_argument("--fuse-global", action=argparse.BooleanOptionalAction, default=None,
+                   help="include the global step in the max fusion (the paper leaves it out)")
+    m.add_argument("--imagenet-prior", action=argparse.BooleanOptionalAction, default=None,
+                   help="use the ImageNet classifier's class groups (VOC classes, backbones with an ImageNet head)")
+    m.add_argument("--imagenet-mode", choices=list(IMAGENET_MODES),
+                   help="prior: the group's ImageNet probability as a logit; init: classifiers start from the "
+                        "group's mean ImageNet weights" + _d("imagenet_mode"))
+    m.add_argument("--region-skip", action=argparse.BooleanOptionalAction, default=None,
+                   help="also score each region's pooled feature with a linear classifier (a skip around the LSTM)")
+    m.add_argument("--csra-lambda", type=float, help=_d("csra_lambda"))
+    m.add_argument("--csra-temperature", type=float, help=_d("csra_temperature"))
+    m.add_argument("--test-time-flip", action=argparse.BooleanOptionalAction, default=None,
+                   help="average the scores of each image and its mirror image at inference")
+    loss = p.add_argument_group("loss: L = cls + gamma * (scale_weight L_S + anchor_weight L_A + positive_weight L_P)")
+    loss.add_argument("--classification-loss", choices=list(CLASSIFICATION_LOSSES),
+                      help="softmax_mse: the paper's; bce; sigmoid_mse" + _d("classification_loss"))
+    loss.add_argument("--anchor-weight", type=float, help=_d("anchor_weight"))
+    loss.add_argument("--scale-weight", type=float, help=_d("scale_weight"))
+    loss.add_argument("--positive-weight", type=float, help=_d("positive_weight"))
+    loss.add_argument("--gamma", type=float, help=_d("gamma"))
+    loss.add_argument("--alpha", type=float, help=_d("alpha"))
+    loss.add_argument("--beta", type=float, help=_d("beta"))
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -22,34 +102,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-positives", type=int, default=1,
                    help="the validation mAP that picks the best epoch averages the classes with at least "
                         "this many validation positives (AP on one or two positives is mostly noise)")
-    m = p.add_argument_group("model")
-    m.add_argument("--head", choices=["ram", "baseline"], default="ram")
-    m.add_argument("--backbone", default="tf_efficientnet_lite0")
-    m.add_argument("--backbone-weights", default=None, help="weights file for vgg16/resnet, or 'random'")
-    m.add_argument("--input-size", type=int, default=448)
-    m.add_argument("--norm", choices=["imagenet", "backbone"], default="backbone",
-                   help="normalisation: ImageNet mean/std or the backbone's own config")
-    m.add_argument("--steps", type=int, default=5, help="K, recurrent steps after the global one")
-    m.add_argument("--region-size", type=int, default=7)
-    m.add_argument("--region-encoder", choices=["pool", "flatten"], default="flatten")
-    m.add_argument("--region-channels", type=int, default=128, help="channels of the reduced map (flatten encoder)")
-    m.add_argument("--hidden-size", type=int, default=512)
-    m.add_argument("--embed-dim", type=int, default=512)
-    m.add_argument("--dropout", type=float, default=0.3)
-    m.add_argument("--transform-mode", choices=["direct", "anchored", "evidence"], default="direct")
-    m.add_argument("--fuse-global", action=argparse.BooleanOptionalAction, default=False,
-                   help="include the global step in the max fusion (the paper leaves it out)")
-    m.add_argument("--imagenet-prior", action=argparse.BooleanOptionalAction, default=False,
-                   help="add the ImageNet-class prior to the scores (VOC classes, backbones with an ImageNet head)")
-    m.add_argument("--region-skip", action=argparse.BooleanOptionalAction, default=False,
-                   help="also score each region's pooled feature with a linear classifier (a skip around the LSTM)")
-    loss = p.add_argument_group("loss")
-    loss.add_argument("--classification-loss", choices=["bce", "mse"], default="bce")
-    loss.add_argument("--anchor-weight", type=float, default=0.1)
-    loss.add_argument("--scale-weight", type=float, default=0.1)
-    loss.add_argument("--positive-weight", type=float, default=0.1)
-    loss.add_argument("--alpha", type=float, default=0.5)
-    loss.add_argument("--beta", type=float, default=0.1)
+    add_model_args(p)
     o = p.add_argument_group("optimisation")
     o.add_argument("--epochs", type=int, default=30)
     o.add_argument("--batch-size", type=int, default=32)
@@ -67,22 +120,38 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def config_from_args(args: argparse.Namespace, class_names: list[str]) -> RAMConfig:
+    """The preset's config (or MODEL_DEFAULTS'), with every option the user gave applied on top.
+    A modified preset keeps its name; `info` lists every field where it departs from the paper."""
     from ..backbones import IMAGENET_MEAN, IMAGENET_STD, get_backbone_spec
     from ..imagenet_prior import groups_for
+    from ..presets import preset_config
 
-    spec = get_backbone_spec(args.backbone)
-    mean, std = (IMAGENET_MEAN, IMAGENET_STD) if args.norm == "imagenet" else (spec.mean, spec.std)
-    groups = groups_for(class_names) if args.imagenet_prior else None
-    return RAMConfig(
-        class_names=class_names, backbone=args.backbone, input_size=args.input_size, mean=mean, std=std,
-        head=args.head, num_steps=args.steps, region_size=args.region_size, region_encoder=args.region_encoder,
-        region_channels=args.region_channels, embed_dim=args.embed_dim, hidden_size=args.hidden_size, dropout=args.dropout,
-        region_skip=args.region_skip, transform_mode=args.transform_mode, fuse_global=args.fuse_global,
-        imagenet_groups=groups if groups and any(groups) else None, freeze_backbone=not args.fine_tune,
-        loss=LossConfig(classification=args.classification_loss, anchor_weight=args.anchor_weight,
-                        scale_weight=args.scale_weight, positive_weight=args.positive_weight,
-                        alpha=args.alpha, beta=args.beta),
-    )
+    given = {k: getattr(args, k) for k in MODEL_DEFAULTS if getattr(args, k, None) is not None}
+    preset = getattr(args, "preset", None)
+    if preset:
+        sizes = {"backbone": "backbone", "input_size": "input_size", "steps": "num_steps"}
+        cfg = preset_config(preset, class_names, **{sizes[k]: given[k] for k in sizes if k in given})
+        values = given
+    else:
+        cfg = RAMConfig(class_names=list(class_names))
+        values = {**MODEL_DEFAULTS, **given}
+    top: dict[str, Any] = {}
+    loss: dict[str, Any] = {}
+    for name, value in values.items():
+        target = _FIELDS.get(name)
+        if target is not None and target.startswith("loss."):
+            loss[target[5:]] = value
+        elif target is not None:
+            top[target] = value
+    if "norm" in values:
+        spec = get_backbone_spec(top.get("backbone", cfg.backbone))
+        top["mean"], top["std"] = (IMAGENET_MEAN, IMAGENET_STD) if values["norm"] == "imagenet" else (spec.mean, spec.std)
+    if "imagenet_prior" in values:
+        groups = groups_for(class_names) if values["imagenet_prior"] else None
+        top["imagenet_groups"] = groups if groups and any(groups) else None
+    if getattr(args, "fine_tune", False):
+        top["freeze_backbone"] = False
+    return cfg.replace(**top, loss=LossConfig(**{**vars(cfg.loss), **loss}))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -30,7 +30,7 @@ from ..config import RAMConfig
 from ..errors import CheckpointError
 from ..inference import ImageTransform, autocast_for
 from ..losses import ram_loss
-from ..model import RAMModel, build_head, init_prior_from_backbone
+from ..model import RAMModel, build_head, init_prior_from_backbone, probabilities
 from .feature_cache import FeatureCache
 
 
@@ -104,8 +104,8 @@ def head_scores(head: torch.nn.Module, feats: np.ndarray, device: torch.device, 
     for s in range(0, len(feats), batch_size):
         x = torch.from_numpy(np.asarray(feats[s:s + batch_size])).to(device).float()
         out = head(x)
-        fused.append(torch.sigmoid(out.logits).cpu())
-        steps.append(torch.sigmoid(out.step_logits).cpu())
+        fused.append(probabilities(out.logits, head.cfg).cpu())
+        steps.append(probabilities(out.step_logits, head.cfg).cpu())
         transforms.append(out.transforms.cpu())
     return torch.cat(fused).numpy(), torch.cat(steps).numpy(), torch.cat(transforms).numpy()
 
@@ -189,7 +189,7 @@ def train(cfg: RAMConfig, opts: TrainOptions, train_set, val_set=None) -> dict[s
         groups.append({"params": [p for p in model.backbone.parameters() if p.requires_grad], "lr": opts.backbone_lr})
     optimizer = torch.optim.AdamW(groups, weight_decay=opts.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(opts.epochs, opts.warmup_epochs, len(loader)))
-    anchors = torch.tensor(cfg.anchors, device=device) if cfg.head == "ram" else torch.zeros(0, 2, device=device)
+    anchors = torch.tensor(cfg.anchors, device=device) if cfg.num_attention_steps else torch.zeros(0, 2, device=device)
 
     start_epoch, best, history = 0, float("-inf"), []
     resume_path = out / "resume.pt"
@@ -302,7 +302,7 @@ def _image_scores(model: RAMModel, dataset, cfg: RAMConfig, device: torch.device
     out = []
     for x, *_ in DataLoader(dataset, batch_size=batch_size):
         with autocast_for(device):
-            out.append(torch.sigmoid(model(x.to(device)).logits.float()).cpu())
+            out.append(probabilities(model(x.to(device)).logits, cfg).cpu())
     return torch.cat(out).numpy()
 
 

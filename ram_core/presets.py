@@ -1,0 +1,104 @@
+"""Named recipes: the paper's model (`paper`) and the project's default model (`default`).
+
+    RAMConfig.paper(class_names)          == paper_config(class_names)
+    python -m ram_core train --preset paper ...
+
+paper_config follows the paper (Wang et al., ICCV 2017, Sec. 3) and, where its text is silent, the
+reimplementation its co-author lists (github.com/James-Yip/AttentionImageClass, models/RMA_module.py
+and models/loss.py).  docs/PAPER.md maps every equation to the code and the test that pins it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from .backbones import get_backbone_spec
+from .config import LossConfig, RAMConfig
+
+# The paper's loss weights: L = L_cls + gamma (L_S + lambda1 L_A + lambda2 L_P).
+PAPER_GAMMA = 0.1
+PAPER_LAMBDA1 = 0.01  # anchor constraint
+PAPER_LAMBDA2 = 0.1  # positive constraint
+PAPER_ALPHA = 0.5  # scale constraint: |s| above alpha is penalised
+PAPER_BETA = 0.1  # positive constraint: s below beta is penalised
+# Anchors (c_x, c_y) of steps 1..5, in the reference implementation's order (models/loss.py): the
+# centre, then the four quadrant centres.
+PAPER_ANCHORS = [[0.0, 0.0], [0.5, 0.5], [0.5, -0.5], [-0.5, 0.5], [-0.5, -0.5]]
+PAPER_STEPS = 5
+
+# Sizes of the reference implementation (VGG16 conv5_3, 512 channels): the transformer samples a
+# 14 x 14 region, max-pooled to 7 x 7, an fc to 4096, an LSTM of 4096 and z_k of 4096.  On the
+# 1280-channel EfficientNet-Lite0 map that fc alone would hold 7*7*1280*4096 = 257M weights, so there
+# a linear 1x1 conv first projects the map to 128 channels and the LSTM and z_k have 512 units: the
+# same structure, smaller (listed as departures by `departures_from_paper`).
+PAPER_SIZES: dict[str, dict[str, int]] = {
+    "vgg16": {"region_channels": 0, "embed_dim": 4096, "hidden_size": 4096, "z_size": 4096},
+    "other": {"region_channels": 128, "embed_dim": 512, "hidden_size": 512, "z_size": 512},
+}
+
+
+def paper_anchors(num_steps: int) -> list[list[float]]:
+    """The reference's five anchors, repeated in order for K > 5 (the first K for K < 5)."""
+    return [list(PAPER_ANCHORS[k % len(PAPER_ANCHORS)]) for k in range(num_steps)]
+
+
+def paper_config(class_names: list[str], backbone: str = "tf_efficientnet_lite0", input_size: int = 448,
+                 num_steps: int = PAPER_STEPS, **changes: Any) -> RAMConfig:
+    """The paper's model and loss (see the module docstring); `changes` override fields (ablations)."""
+    spec = get_backbone_spec(backbone)
+    sizes = PAPER_SIZES["vgg16" if backbone == "vgg16" else "other"]
+    anchors = paper_anchors(num_steps)
+    cfg = RAMConfig(
+        class_names=list(class_names), backbone=backbone, input_size=input_size, mean=spec.mean, std=spec.std,
+        head="ram", preset="paper", num_steps=num_steps,
+        region_size=14, region_encoder="maxpool", **sizes,
+        memory=True, dropout=0.0, region_skip=False,
+        transform_mode="direct", init_scale=1.0,  # W_M = 0 and bias = identity: every step starts on the whole map
+        fuse_global=False,  # fused = max over steps 1..K
+        imagenet_groups=None, test_time_flip=False, freeze_backbone=True,
+        loss=LossConfig(classification="softmax_mse", gamma=PAPER_GAMMA, scale_weight=1.0,
+                        anchor_weight=PAPER_LAMBDA1, positive_weight=PAPER_LAMBDA2,
+                        alpha=PAPER_ALPHA, beta=PAPER_BETA, anchors=anchors),
+    )
+    return cfg.replace(**changes) if changes else cfg
+
+
+# Fields that say nothing about the model's structure or its loss.
+_NOT_COMPARED = {"class_names", "preset", "mean", "std", "freeze_backbone", "evidence_sigma", "evidence_sharpness",
+                 "csra_lambda", "csra_temperature", "imagenet_mode"}
+
+
+def departures_from_paper(cfg: RAMConfig) -> list[dict[str, Any]]:
+    """Every field where `cfg` departs from the paper's model (VGG16, the reference sizes):
+    [{"field", "value", "paper"}].  Loss fields are named "loss.<field>"."""
+    paper = paper_config(cfg.class_names, backbone="vgg16", input_size=448)
+    if cfg.head != "ram":
+        return [{"field": "head", "value": cfg.head, "paper": "ram"}]
+    out = []
+    for f in dataclasses.fields(RAMConfig):
+        if f.name in _NOT_COMPARED or f.name == "loss":
+            continue
+        mine, theirs = getattr(cfg, f.name), getattr(paper, f.name)
+        if f.name == "imagenet_groups":
+            mine, theirs = bool(mine), bool(theirs)
+        if mine != theirs:
+            out.append({"field": f.name, "value": mine, "paper": theirs})
+    for f in dataclasses.fields(LossConfig):
+        mine, theirs = getattr(cfg.loss, f.name), getattr(paper.loss, f.name)
+        if f.name == "anchors":
+            mine, theirs = cfg.anchors, paper_anchors(cfg.num_steps)
+        if mine != theirs:
+            out.append({"field": f"loss.{f.name}", "value": mine, "paper": theirs})
+    return out
+
+
+PRESETS = {"paper": paper_config}
+
+
+def preset_config(name: str, class_names: list[str], **kwargs: Any) -> RAMConfig:
+    try:
+        builder = PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(sorted(PRESETS))}") from None
+    return builder(class_names, **kwargs)
