@@ -46,3 +46,55 @@ def box_hit_rates(box_norms: np.ndarray, boxes: list[list[tuple]], sizes: list) 
         "per_step_other_photo": [float(v * 100) for v in other.mean(0)],
         "num_images": len(keep),
     }
+
+
+def objects_visited(box_norm: np.ndarray, objects: list[tuple], size: tuple[int, int] | None) -> tuple[set[int], int]:
+    """(indices of the distinct objects the K step centres land on, number of steps that land on one).
+
+    A centre inside several boxes is given to the smallest of them (the most specific object: a cup
+    on a table is the cup)."""
+    if not objects or size is None:
+        return set(), 0
+    w, h = size
+    cx = (box_norm[:, 0] + box_norm[:, 2]) / 2 * w
+    cy = (box_norm[:, 1] + box_norm[:, 3]) / 2 * h
+    obj = np.array([o[1:5] for o in objects], dtype=np.float64)  # (M, 4)
+    area = (obj[:, 2] - obj[:, 0]) * (obj[:, 3] - obj[:, 1])
+    inside = ((cx[:, None] >= obj[None, :, 0]) & (cx[:, None] <= obj[None, :, 2])
+              & (cy[:, None] >= obj[None, :, 1]) & (cy[:, None] <= obj[None, :, 3]))  # (K, M)
+    hit = inside.any(1)
+    chosen = np.where(inside, area[None, :], np.inf).argmin(1)
+    return {int(j) for j in chosen[hit]}, int(hit.sum())
+
+
+def step_diversity(box_norms: np.ndarray, boxes: list[list[tuple]], sizes: list, min_objects: int = 2) -> dict:
+    """Do the steps find different objects?  Over photos with >= min_objects annotated objects:
+
+    objects_visited        mean number of distinct objects the K step centres land on
+    objects_visited_other  the same boxes laid on another such photo (a fixed layout scores alike)
+    objects                mean number of annotated objects on those photos
+    all_on_one_object      share of photos (%) whose steps that land on an object all land on the same one
+    visited_two_or_more    share of photos (%) where the steps visit at least two objects
+    """
+    keep = [i for i in range(len(box_norms)) if sizes[i] is not None and len(boxes[i]) >= min_objects]
+    if len(keep) < 2:
+        return {"num_images": len(keep)}
+    own, other, single, counts = [], [], [], []
+    for j, i in enumerate(keep):
+        visited, hits = objects_visited(box_norms[i], boxes[i], sizes[i])
+        own.append(len(visited))
+        single.append(hits > 0 and len(visited) == 1)
+        counts.append(len(boxes[i]))
+        o = keep[(j + 1) % len(keep)]
+        (wi, hi), (wo, ho) = sizes[i], sizes[o]
+        moved = [(b[0], b[1] / wo * wi, b[2] / ho * hi, b[3] / wo * wi, b[4] / ho * hi, b[5]) for b in boxes[o]]
+        other.append(len(objects_visited(box_norms[i], moved, sizes[i])[0]))
+    own_a = np.array(own)
+    return {
+        "num_images": len(keep),
+        "objects": float(np.mean(counts)),
+        "objects_visited": float(own_a.mean()),
+        "objects_visited_other": float(np.mean(other)),
+        "all_on_one_object": float(np.mean(single) * 100),
+        "visited_two_or_more": float((own_a >= 2).mean() * 100),
+    }

@@ -110,6 +110,9 @@ class RAMConfig:
     # it follows the (standardised) evidence; 0.25 keeps the five steps in their own parts of the image
     evidence_sigma: float = 0.25
     evidence_sharpness: float = 2.7
+    # evidence mode: inhibition of return.  Where earlier steps (1..k-1) already looked, step k's
+    # (standardised) evidence is lowered by this much, so later steps look for other objects; 0: off
+    evidence_inhibition: float = 0.0
     init_scale: float = 0.5  # s_x = s_y at initialisation (anchored mode, and the bias in direct mode)
     fuse_global: bool = False  # paper default: the fused score is the max over steps 1..K only
     # ImageNet class indices per class (aligned with class_names), see imagenet_prior.py; None: the

@@ -14,6 +14,7 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "z_size": 0, "memory": True, "dropout": 0.3, "transform_mode": "direct", "init_scale": 0.5,
     "fuse_global": False, "imagenet_prior": False, "imagenet_mode": "prior", "region_skip": False,
     "csra_lambda": 0.1, "csra_temperature": 1.0, "test_time_flip": False,
+    "evidence_sigma": 0.25, "evidence_inhibition": 0.0,
     "classification_loss": "bce", "anchor_weight": 0.1, "scale_weight": 0.1, "positive_weight": 0.1,
     "gamma": 1.0, "alpha": 0.5, "beta": 0.1,
 }
@@ -25,6 +26,7 @@ _FIELDS = {
     "dropout": "dropout", "transform_mode": "transform_mode", "init_scale": "init_scale",
     "fuse_global": "fuse_global", "imagenet_mode": "imagenet_mode", "region_skip": "region_skip",
     "csra_lambda": "csra_lambda", "csra_temperature": "csra_temperature", "test_time_flip": "test_time_flip",
+    "evidence_sigma": "evidence_sigma", "evidence_inhibition": "evidence_inhibition",
     "classification_loss": "loss.classification", "anchor_weight": "loss.anchor_weight",
     "scale_weight": "loss.scale_weight", "positive_weight": "loss.positive_weight", "gamma": "loss.gamma",
     "alpha": "loss.alpha", "beta": "loss.beta",
@@ -68,6 +70,11 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
                    help="carry the LSTM state across steps (--no-memory: reset it every step)" + _d("memory"))
     m.add_argument("--dropout", type=float, help=_d("dropout"))
     m.add_argument("--transform-mode", choices=["direct", "anchored", "evidence"], help=_d("transform_mode"))
+    m.add_argument("--evidence-sigma", type=float,
+                   help="evidence localizer: how far a step searches around its anchor" + _d("evidence_sigma"))
+    m.add_argument("--evidence-inhibition", type=float,
+                   help="evidence localizer: lower the evidence where earlier steps looked by this much "
+                        "(steps look for other objects; 0 = off)" + _d("evidence_inhibition"))
     m.add_argument("--init-scale", type=float, help="s_x = s_y at the start" + _d("init_scale"))
     m.add_argument("--fuse-global", action=argparse.BooleanOptionalAction, default=None,
                    help="include the global step in the max fusion (the paper leaves it out)")

@@ -65,9 +65,17 @@ class CSRAHead(nn.Module):
             nn.init.zeros_(self.classifier.bias)
 
     def class_maps(self, features: torch.Tensor) -> torch.Tensor:
-        """(B, C_in, H, W) -> (B, classes, H*W): every position's class scores s_c(x)."""
-        x = self.dropout(features.flatten(2).transpose(1, 2))  # (B, H*W, C_in)
-        return self.classifier(x).transpose(1, 2)
+        """(B, C_in, H, W) -> (B, classes, H*W): every position's class scores s_c(x).
+
+        Dropout drops feature channels (the same channels at every position of an image): applied
+        to the classifier's columns per image, it costs a (B, classes, C_in) mask instead of one the
+        size of the map."""
+        x = features.flatten(2)  # (B, C_in, H*W)
+        w = self.classifier.weight  # (classes, C_in)
+        if self.training and self.cfg.dropout > 0:
+            keep = self.dropout(torch.ones(x.shape[0], 1, x.shape[1], device=x.device, dtype=w.dtype))
+            return torch.bmm(w * keep, x.to(w.dtype)) + self.classifier.bias[:, None]
+        return torch.matmul(w, x.to(w.dtype)) + self.classifier.bias[:, None]
 
     def forward(self, features: torch.Tensor):
         s = self.class_maps(features)  # (B, classes, H*W)

@@ -76,7 +76,7 @@ class EvidenceLocalizer(nn.Module):
     """
 
     def __init__(self, in_channels: int, num_classes: int, hidden: int, init_scale: float, sigma: float = 0.25,
-                 sharpness: float = 2.7) -> None:
+                 sharpness: float = 2.7, inhibition: float = 0.0) -> None:
         super().__init__()
         self.evidence = nn.Conv2d(in_channels, num_classes, 1)
         self.class_query = nn.Linear(hidden, num_classes)
@@ -88,19 +88,34 @@ class EvidenceLocalizer(nn.Module):
         self.log_sharpness = nn.Parameter(torch.tensor(float(sharpness)).log())
         self.init_scale = init_scale
         self.sigma = sigma
+        self.inhibition = inhibition
 
     def evidence_map(self, features: torch.Tensor) -> torch.Tensor:
         """(B, C_in, H, W) -> (B, classes, H, W), once per image."""
         return self.evidence(features)
 
-    def forward(self, evidence: torch.Tensor, h: torch.Tensor, anchor: torch.Tensor) -> torch.Tensor:
-        """evidence (B, classes, H, W), h (B, hidden), anchor (2,) -> transform (B, 4)."""
+    @staticmethod
+    def covered(transform: torch.Tensor, hh: int, ww: int, softness: float = 0.1) -> torch.Tensor:
+        """(B, 4) transform -> (B, H*W) in [0, 1]: how much each cell centre lies inside its box
+        (a soft indicator, so that it is smooth in the transform)."""
+        ys, xs = torch.meshgrid(cell_centres(hh, transform.device), cell_centres(ww, transform.device), indexing="ij")
+        s, t = transform[:, :2].abs(), transform[:, 2:]
+        inside_x = torch.sigmoid((s[:, :1] - (xs.flatten()[None] - t[:, :1]).abs()) / softness)
+        inside_y = torch.sigmoid((s[:, 1:] - (ys.flatten()[None] - t[:, 1:]).abs()) / softness)
+        return inside_x * inside_y
+
+    def forward(self, evidence: torch.Tensor, h: torch.Tensor, anchor: torch.Tensor,
+                visited: torch.Tensor | None = None) -> torch.Tensor:
+        """evidence (B, classes, H, W), h (B, hidden), anchor (2,), visited (B, H*W) in [0, 1] or None
+        (where earlier steps looked) -> transform (B, 4)."""
         _, _, hh, ww = evidence.shape
         # a soft "max over the chosen classes": the query's log-weights shift each class's evidence,
         # and logsumexp keeps the peaks of every chosen class (a weighted mean would blur them)
         log_alpha = self.class_query(h).float().log_softmax(-1)  # (B, classes)
         e = torch.logsumexp(evidence.float().flatten(2) + log_alpha[:, :, None], 1)  # (B, H*W)
         e = (e - e.mean(1, keepdim=True)) / (e.std(1, keepdim=True) + 1e-5)
+        if visited is not None and self.inhibition:
+            e = e - self.inhibition * visited
         ys, xs = torch.meshgrid(cell_centres(hh, h.device), cell_centres(ww, h.device), indexing="ij")
         xs, ys = xs.flatten(), ys.flatten()  # (H*W,)
         near = -((xs - anchor[0]) ** 2 + (ys - anchor[1]) ** 2) / (2 * self.sigma ** 2)
@@ -136,7 +151,7 @@ class RecurrentAttentionHead(nn.Module):
         self.prior = ImageNetGroupPrior(in_channels, cfg.imagenet_groups) if cfg.uses_prior else None
         if cfg.transform_mode == "evidence":
             self.localizer = EvidenceLocalizer(in_channels, cfg.num_classes, out_dim, cfg.init_scale,
-                                               cfg.evidence_sigma, cfg.evidence_sharpness)
+                                               cfg.evidence_sigma, cfg.evidence_sharpness, cfg.evidence_inhibition)
         else:
             self.localizer = nn.Linear(out_dim, 4)  # W_M: (s_x, s_y, t_x, t_y), shears fixed at 0
             nn.init.zeros_(self.localizer.weight)  # before training every step sees the same region:
@@ -145,10 +160,11 @@ class RecurrentAttentionHead(nn.Module):
                 self.localizer.bias.copy_(torch.tensor(base))
         self.register_buffer("anchors", torch.tensor(cfg.anchors, dtype=torch.float32), persistent=False)
 
-    def next_transform(self, z: torch.Tensor, step: int, evidence: torch.Tensor | None) -> torch.Tensor:
+    def next_transform(self, z: torch.Tensor, step: int, evidence: torch.Tensor | None,
+                       visited: torch.Tensor | None = None) -> torch.Tensor:
         """(B, D) -> (B, 4) transform M_step of step `step` (1-based)."""
         if evidence is not None:
-            return self.localizer(evidence, z, self.anchors[step - 1])
+            return self.localizer(evidence, z, self.anchors[step - 1], visited)
         m = self.localizer(z)
         if self.cfg.transform_mode == "anchored":  # offsets from the step's anchor and the base scale
             m = m + torch.cat([m.new_full((2,), self.cfg.init_scale), self.anchors[step - 1]])
@@ -163,6 +179,8 @@ class RecurrentAttentionHead(nn.Module):
         evidence = self.localizer.evidence_map(features) if cfg.transform_mode == "evidence" else None
         needs_pooled = self.region_classifier is not None or self.prior is not None
         transform = features.new_tensor(IDENTITY).expand(b, 4)  # M_0
+        inhibit = evidence is not None and cfg.evidence_inhibition > 0
+        visited = None  # (B, H*W): where steps 1..k-1 looked (evidence mode with inhibition)
         h = c = features.new_zeros(b, cfg.hidden_size)
         zs, pooled, transforms = [], [], []
         for k in range(k_steps + 1):
@@ -176,8 +194,11 @@ class RecurrentAttentionHead(nn.Module):
                 pooled.append(pool_region(features, transform, cfg.region_size))  # (B, C_in)
             if k > 0:
                 transforms.append(transform)
+                if inhibit:
+                    now = EvidenceLocalizer.covered(transform, *evidence.shape[2:])
+                    visited = now if visited is None else torch.maximum(visited, now)
             if k < k_steps:
-                transform = self.next_transform(z, k + 1, evidence)
+                transform = self.next_transform(z, k + 1, evidence, visited)
         # The scores do not feed the recurrence, so every step's are computed after the loop: one
         # product per classifier instead of K + 1 small ones (the same numbers).
         logits = self.classifier(self.dropout(torch.stack(zs, 1)))  # (B, K+1, classes)

@@ -1,0 +1,236 @@
+"""K-fold cross-validation of head recipes on cached frozen-backbone features.
+
+Every recipe choice of the default model (epochs, lr, localizer, prior, fusion, ...) is made by the
+mean out-of-fold mAP, and every number in the model card comes from out-of-fold predictions: each
+photo is scored by a model that never saw it.
+
+    folds = stratified_folds(targets, masks, k=5, seed=0)        # fixed by the seed
+    result = cross_validate(cfg, recipe, views, targets, masks, folds)
+    result.oof                                                   # RAMOutput of every photo, out of fold
+
+Folds are balanced by iterative stratification (Sechidis et al., 2011): photos of the rarest class are
+dealt out first, each to the fold that still needs most of that class, so a class with five positives
+has one in each of five folds.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .. import metrics
+from ..config import RAMConfig
+from ..losses import ram_loss
+from ..model import RAMOutput, average_with_mirror, build_head, probabilities
+from .loop import _lr_lambda
+
+
+@dataclass
+class Recipe:
+    """How a head is trained (the model itself is the RAMConfig)."""
+
+    epochs: int = 30
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 32
+    warmup_epochs: int = 1
+    flip_views: bool = True  # train on the photo and its mirror image (one of the two per epoch)
+
+
+def stratified_folds(targets: np.ndarray, masks: np.ndarray | None = None, k: int = 5, seed: int = 0) -> np.ndarray:
+    """(N,) fold index in 0..k-1 for N photos with (N, C) 0/1 targets: iterative stratification.
+
+    Each fold wants N/k photos and (positives of c)/k photos of each class c.  Repeatedly take the
+    class with the fewest photos still to place, and deal its photos one by one to the fold that
+    wants most of that class (ties: the fold that wants most photos, then at random).  Photos without
+    any label are dealt last by fold size.
+    """
+    rng = np.random.default_rng(seed)
+    y = (np.asarray(targets) > 0.5) & ((np.asarray(masks) > 0) if masks is not None else True)
+    n, c = y.shape
+    fold = np.full(n, -1)
+    want_total = np.full(k, n / k)
+    want_class = np.tile(y.sum(0) / k, (k, 1))  # (k, C)
+    left = np.ones(n, bool)
+    while left.any():
+        remaining = y[left].sum(0)
+        if remaining.max() == 0:
+            break
+        cls = int(np.argmin(np.where(remaining > 0, remaining, np.iinfo(np.int64).max)))
+        for i in rng.permutation(np.flatnonzero(left & y[:, cls])):
+            best = np.lexsort((rng.random(k), -want_total, -want_class[:, cls]))[0]
+            fold[i] = best
+            left[i] = False
+            want_total[best] -= 1
+            want_class[best] -= y[i]
+    for i in rng.permutation(np.flatnonzero(left)):
+        best = np.lexsort((rng.random(k), -want_total))[0]
+        fold[i] = best
+        want_total[best] -= 1
+    return fold
+
+
+class ViewBatches:
+    """Shuffled batches of (features, targets, masks) from in-memory views, one view per photo per
+    epoch: the batches `train` draws from its feature cache, without a DataLoader's per-item copies.
+    Views are converted to float32 once (N, C, h, w each)."""
+
+    def __init__(self, views: list[np.ndarray], targets: np.ndarray, masks: np.ndarray, batch_size: int,
+                 seed: int) -> None:
+        self.views = [torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for v in views]
+        self.targets = torch.from_numpy(np.asarray(targets, np.float32))
+        self.masks = torch.from_numpy(np.asarray(masks, np.float32))
+        self.batch_size, self.seed = batch_size, seed
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.targets) / self.batch_size)
+
+    def epoch(self, epoch: int):
+        g = torch.Generator().manual_seed(self.seed * 1000 + epoch)
+        order = torch.randperm(len(self.targets), generator=g)
+        which = torch.randint(len(self.views), (len(self.targets),), generator=g)
+        for s in range(0, len(order), self.batch_size):
+            idx = order[s:s + self.batch_size]
+            x = torch.empty((len(idx), *self.views[0].shape[1:]))
+            for v, view in enumerate(self.views):
+                sel = which[idx] == v
+                if sel.any():
+                    x[sel] = view[idx[sel]]
+            yield x, self.targets[idx], self.masks[idx]
+
+
+def fit_head(cfg: RAMConfig, recipe: Recipe, views: list[np.ndarray], targets: np.ndarray, masks: np.ndarray,
+             seed: int = 0, init: Callable[[torch.nn.Module], None] | None = None,
+             log: Callable[[dict], None] | None = None) -> torch.nn.Module:
+    """Train a fresh head on cached feature maps (each view (N, C, h, w)) for recipe.epochs epochs,
+    in memory, the way `train` does (AdamW, one warm-up epoch then cosine, one view per photo per
+    epoch).  init(head) sets starting weights, e.g. from the ImageNet classifier."""
+    torch.manual_seed(seed)
+    head = build_head(cfg)
+    if init is not None:
+        init(head)
+    batches = ViewBatches(views if recipe.flip_views else views[:1], targets, masks, recipe.batch_size, seed)
+    params = [p for p in head.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(recipe.epochs, recipe.warmup_epochs,
+                                                                        len(batches)))
+    anchors = torch.tensor(cfg.anchors) if cfg.num_attention_steps else torch.zeros(0, 2)
+    for epoch in range(recipe.epochs):
+        torch.manual_seed(seed * 1000 + epoch)
+        head.train()
+        total, count = 0.0, 0
+        for x, y, m in batches.epoch(epoch):
+            terms = ram_loss(head(x), y, cfg.loss, anchors, m)
+            optimizer.zero_grad(set_to_none=True)
+            terms.total.backward()
+            optimizer.step()
+            scheduler.step()
+            total += float(terms.total.detach()) * len(x)
+            count += len(x)
+        if not math.isfinite(total):
+            raise FloatingPointError(f"the training loss became {total} in epoch {epoch + 1}")
+        if log is not None:
+            log({"epoch": epoch + 1, "loss": total / max(count, 1)})
+    return head.eval()
+
+
+@torch.inference_mode()
+def head_outputs(head: torch.nn.Module, feats: np.ndarray, mirrored: np.ndarray | None = None,
+                 batch_size: int = 128) -> RAMOutput:
+    """RAMOutput of a head over cached features (N, C, h, w); with `mirrored` (the mirror images'
+    features), the test-time-flip average."""
+    head.eval()
+    parts = []
+    for s in range(0, len(feats), batch_size):
+        out = head(torch.from_numpy(np.asarray(feats[s:s + batch_size])).float())
+        if mirrored is not None:
+            out = average_with_mirror(out, head(torch.from_numpy(np.asarray(mirrored[s:s + batch_size])).float()))
+        parts.append(out)
+    return RAMOutput(*(torch.cat([getattr(p, f) for p in parts]) for f in
+                       ("logits", "global_logits", "step_logits", "transforms")))
+
+
+def take(out: RAMOutput, idx: np.ndarray) -> RAMOutput:
+    return RAMOutput(out.logits[idx], out.global_logits[idx], out.step_logits[idx], out.transforms[idx])
+
+
+@dataclass
+class CVResult:
+    """Out-of-fold outputs of every photo and the per-fold / pooled metrics."""
+
+    cfg: RAMConfig
+    recipe: Recipe
+    seed: int
+    folds: np.ndarray  # (N,)
+    oof: RAMOutput  # (N, ...) each photo scored by the model of the fold that left it out
+    oof_scores: np.ndarray  # (N, C) probabilities
+    fold_mAP: list[float]  # mAP (selected classes) within each fold
+    pooled_ap: np.ndarray  # (C,) AP of the pooled out-of-fold scores
+    selected: np.ndarray  # (C,) bool: classes counted in the mAP
+    seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def mAP(self) -> float:
+        """The selection metric: mean over folds of the fold's mAP on the selected classes."""
+        return float(np.mean(self.fold_mAP))
+
+    @property
+    def pooled_mAP(self) -> float:
+        return float(np.nanmean(self.pooled_ap[self.selected]) * 100)
+
+    def summary(self) -> dict[str, Any]:
+        return {"mAP_mean_over_folds": self.mAP, "mAP_std_over_folds": float(np.std(self.fold_mAP)),
+                "fold_mAP": self.fold_mAP, "pooled_mAP": self.pooled_mAP, "seed": self.seed,
+                "seconds": round(self.seconds, 1), "recipe": asdict(self.recipe), **self.extra}
+
+
+def selected_classes(targets: np.ndarray, masks: np.ndarray, min_positives: int = 5) -> np.ndarray:
+    """(C,) classes with at least min_positives counted positives over the whole set."""
+    return ((targets > 0.5) & (masks > 0)).sum(0) >= min_positives
+
+
+def cross_validate(cfg: RAMConfig, recipe: Recipe, views: list[np.ndarray], targets: np.ndarray,
+                   eval_masks: np.ndarray, folds: np.ndarray, seed: int = 0, train_masks: np.ndarray | None = None,
+                   test_time_flip: bool = False, min_positives: int = 5,
+                   init: Callable[[torch.nn.Module], None] | None = None,
+                   log: Callable[[str], None] | None = None) -> CVResult:
+    """Train on all folds but one, score the one left out, for every fold.
+
+    views[0] is the photos' features, views[1] (optional) their mirror images'.  The mAP of a fold is
+    over the classes with >= min_positives positives in the whole set (`selected`) that have a
+    positive in that fold.  test_time_flip averages each photo's logits with its mirror image's.
+    """
+    t0 = time.perf_counter()
+    train_masks = eval_masks if train_masks is None else train_masks
+    n = len(targets)
+    selected = selected_classes(targets, eval_masks, min_positives)
+    parts: dict[int, RAMOutput] = {}
+    fold_map = []
+    for f in sorted(set(folds.tolist())):
+        tr, te = np.flatnonzero(folds != f), np.flatnonzero(folds == f)
+        head = fit_head(cfg, recipe, [v[tr] for v in views], targets[tr], train_masks[tr], seed=seed, init=init)
+        mirrored = views[1][te] if (test_time_flip and len(views) > 1) else None
+        out = head_outputs(head, views[0][te], mirrored)
+        parts[f] = out
+        scores = probabilities(out.logits, cfg).numpy()
+        ap = metrics.per_class_ap(scores, targets[te], eval_masks[te])
+        fold_map.append(float(np.nanmean(ap[selected]) * 100))
+        if log:
+            log(f"  fold {f}: mAP {fold_map[-1]:.2f}  ({time.perf_counter() - t0:.0f} s)")
+    # reassemble in photo order
+    order = np.concatenate([np.flatnonzero(folds == f) for f in sorted(parts)])
+    stacked = RAMOutput(*(torch.cat([getattr(parts[f], name) for f in sorted(parts)]) for name in
+                          ("logits", "global_logits", "step_logits", "transforms")))
+    inverse = np.empty(n, int)
+    inverse[order] = np.arange(n)
+    oof = take(stacked, inverse)
+    oof_scores = probabilities(oof.logits, cfg).numpy()
+    pooled = metrics.per_class_ap(oof_scores, targets, eval_masks)
+    return CVResult(cfg, recipe, seed, folds, oof, oof_scores, fold_map, pooled, selected,
+                    time.perf_counter() - t0)
