@@ -21,6 +21,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes decoding images")
     p.add_argument("--threshold", type=float, default=0.5, help="score at which a label counts as predicted")
+    p.add_argument("--single-threshold", action="store_true",
+                   help="ignore the checkpoint's per-class thresholds (by default, when it has them, the report "
+                        "adds CP..OF1 at them beside those at --threshold)")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N images (a quick look)")
     p.add_argument("--compress", action="store_true", help="write predictions.jsonl.gz")
     p.add_argument("--update-checkpoint", action="store_true",
@@ -78,8 +81,19 @@ def run(args: argparse.Namespace) -> int:
     if r["classes_not_in_model"]:
         print(f"not evaluated (the model does not know them): {', '.join(r['classes_not_in_model'])}",
               file=sys.stderr)
+    class_thresholds = None if args.single_threshold else predictor.info.class_thresholds
+    if class_thresholds:
+        from ..thresholds import add_to_report, metrics_at_class_thresholds
+
+        extra = metrics_at_class_thresholds(result.scores, result.targets, result.eval_masks, result.class_names,
+                                            args.threshold, class_thresholds)
+        add_to_report(paths["report"], extra)
+        result.report.update(extra)
+        a = extra["at_class_thresholds"]
+        print(f"at the checkpoint's per-class thresholds: CF1 {fmt(a['CF1'])}  OF1 {fmt(a['OF1'])}  "
+              f"(CP {fmt(a['CP'])}  CR {fmt(a['CR'])})")
     print(f"wrote {paths['report']} and {paths['predictions']}")
-    _occlusion(args, predictor, result)
+    _occlusion(args, predictor, result, class_thresholds)
 
     if args.update_checkpoint:
         if predictor.info.evaluation:
@@ -90,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _occlusion(args: argparse.Namespace, predictor, result) -> None:
+def _occlusion(args: argparse.Namespace, predictor, result, class_thresholds=None) -> None:
     """evaluate --occlusion: occlusion.json beside the report.  Without it, an occlusion.json left by an
     earlier run in the same folder is removed: it described another evaluation."""
     from pathlib import Path
@@ -101,6 +115,7 @@ def _occlusion(args: argparse.Namespace, predictor, result) -> None:
         (Path(args.out) / OCCLUSION_FILE).unlink(missing_ok=True)
         return
     stats = dataset_occlusion(predictor, result, seed=args.seed, batch_size=args.batch_size, workers=args.workers,
+                              class_thresholds=class_thresholds,
                               progress=_progress_bar(args.no_progress, "occlusion"))
     print(summary_line(stats))
     print(f"wrote {write_occlusion(stats, args.out)}")
