@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from .train import add_data_args
 
@@ -81,19 +82,20 @@ def run(args: argparse.Namespace) -> int:
     if r["classes_not_in_model"]:
         print(f"not evaluated (the model does not know them): {', '.join(r['classes_not_in_model'])}",
               file=sys.stderr)
-    class_thresholds = None if args.single_threshold else predictor.info.class_thresholds
-    if class_thresholds:
-        from ..thresholds import add_to_report, metrics_at_class_thresholds
-
-        extra = metrics_at_class_thresholds(result.scores, result.targets, result.eval_masks, result.class_names,
-                                            args.threshold, class_thresholds)
-        add_to_report(paths["report"], extra)
-        result.report.update(extra)
-        a = extra["at_class_thresholds"]
-        print(f"at the checkpoint's per-class thresholds: CF1 {fmt(a['CF1'])}  OF1 {fmt(a['OF1'])}  "
-              f"(CP {fmt(a['CP'])}  CR {fmt(a['CR'])})")
     print(f"wrote {paths['report']} and {paths['predictions']}")
-    _occlusion(args, predictor, result, class_thresholds)
+    from ..evaluation_extras import add_evaluation_extras
+    from ..occlusion import OCCLUSION_FILE, summary_line
+
+    extras = add_evaluation_extras(predictor, result, args.out, use_class_thresholds=not args.single_threshold,
+                                   occlusion=args.occlusion, seed=args.seed, batch_size=args.batch_size,
+                                   workers=args.workers, progress=_progress_bar(args.no_progress, "occlusion"))
+    if extras["at_class_thresholds"]:
+        a = extras["at_class_thresholds"]
+        print(f"at the checkpoint's per-class thresholds: CF1 {fmt(a['CF1'])}  OF1 {fmt(a['OF1'])}  "
+              f"(CP {fmt(a['CP'])}  CR {fmt(a['CR'])}; --single-threshold to leave them out)")
+    if extras["occlusion"]:
+        print(summary_line(extras["occlusion"]))
+        print(f"wrote {Path(args.out) / OCCLUSION_FILE}")
 
     if args.update_checkpoint:
         if predictor.info.evaluation:
@@ -103,19 +105,3 @@ def run(args: argparse.Namespace) -> int:
             print(f"stored the evaluation summary in {predictor.info.source}")
     return 0
 
-
-def _occlusion(args: argparse.Namespace, predictor, result, class_thresholds=None) -> None:
-    """evaluate --occlusion: occlusion.json beside the report.  Without it, an occlusion.json left by an
-    earlier run in the same folder is removed: it described another evaluation."""
-    from pathlib import Path
-
-    from ..occlusion import OCCLUSION_FILE, dataset_occlusion, summary_line, write_occlusion
-
-    if not args.occlusion:
-        (Path(args.out) / OCCLUSION_FILE).unlink(missing_ok=True)
-        return
-    stats = dataset_occlusion(predictor, result, seed=args.seed, batch_size=args.batch_size, workers=args.workers,
-                              class_thresholds=class_thresholds,
-                              progress=_progress_bar(args.no_progress, "occlusion"))
-    print(summary_line(stats))
-    print(f"wrote {write_occlusion(stats, args.out)}")
