@@ -197,7 +197,9 @@ with tab_probe:
                      "top classes": ", ".join(f"{c} {v:.2f}" for c, v in p.top(3))} for n, p in enumerate(probes, 1)]
             rows += [{"region": f"Step {s.step}", "box (px)": ", ".join(f"{v:.0f}" for v in s.box),
                       "top classes": ", ".join(f"{c} {v:.2f}" for c, v in s.top(3))} for s in trace.steps]
-            st.dataframe(rows, hide_index=True, width="stretch", key="inspect.probe_table")
+            st.dataframe(rows, hide_index=True, width="stretch", key="inspect.probe_table",
+                         column_config={"region": st.column_config.TextColumn(width="small"),
+                                        "box (px)": st.column_config.TextColumn(width="small")})
             st.caption("The probes' top classes next to the steps' own (scores of one step each, not fused).")
             if probes and st.button("Clear the probes", key="inspect.probe_clear", icon=":material/delete:"):
                 probes.clear()
