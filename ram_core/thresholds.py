@@ -136,6 +136,19 @@ def add_to_report(report_path: str | os.PathLike, extra: Mapping[str, Any]) -> N
     os.replace(tmp, path)
 
 
+def evaluated_checkpoint(report: Mapping[str, Any], eval_dir: str | os.PathLike | None = None) -> Path | None:
+    """The checkpoint a report names, if it is here: as written, from the repository root, or from the
+    evaluation's folder; else None."""
+    named = report.get("checkpoint")
+    if not named:
+        return None
+    root = Path(__file__).resolve().parent.parent
+    for candidate in (Path(named), root / named, *([Path(eval_dir) / named] if eval_dir else [])):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 def default_copy_path(checkpoint: str | os.PathLike) -> Path:
     """runs/x/best.safetensors -> runs/x/best_thresholds.safetensors"""
     p = Path(checkpoint)

@@ -29,15 +29,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _checkpoint_path(given: str | None, report: dict, eval_dir: Path) -> Path:
+    from ..thresholds import evaluated_checkpoint
+
     if given:
         return Path(given)
-    named = report.get("checkpoint")
-    if named:
-        root = Path(__file__).resolve().parents[2]
-        for candidate in (Path(named), root / named, eval_dir / named):
-            if candidate.is_file():
-                return candidate
-    raise CheckpointError(f"the evaluation names the checkpoint {named!r}, which is not here; give --checkpoint PATH")
+    found = evaluated_checkpoint(report, eval_dir)
+    if found is None:
+        raise CheckpointError(f"the evaluation names the checkpoint {report.get('checkpoint')!r}, which is not here; "
+                              "give --checkpoint PATH")
+    return found
 
 
 def run(args: argparse.Namespace) -> int:
