@@ -169,9 +169,10 @@ class _Photos(Dataset):
             return torch.zeros(0), j
 
 
-def max_steps(logits: torch.Tensor, step_logits: torch.Tensor, fuse_global: bool) -> np.ndarray:
-    """(N, M) the step whose logit is each class's fused one (0 = the global step), as traces say."""
-    pool = torch.cat([logits[:, None], step_logits], 1) if fuse_global else step_logits
+def max_steps(global_logits: torch.Tensor, step_logits: torch.Tensor, fuse_global: bool) -> np.ndarray:
+    """(N, M) the step whose logit is each class's fused one (0 = the global step), as traces say.
+    global_logits (N, M), step_logits (N, K, M)."""
+    pool = torch.cat([global_logits[:, None], step_logits], 1) if fuse_global else step_logits
     return (pool.argmax(1) + (0 if fuse_global else 1)).numpy()
 
 
@@ -292,7 +293,7 @@ def dataset_occlusion(predictor: Predictor, result, *, seed: int = 0, batch_size
     thresholds = np.array([(class_thresholds or {}).get(c, result.threshold) for c in names])
     tp = (result.targets > 0.5) & (result.eval_masks > 0) & (result.scores >= thresholds[None])  # (N, C)
     out = result.outputs
-    best = max_steps(out.logits, out.step_logits, cfg.fuse_global)  # (N, M)
+    best = max_steps(out.global_logits, out.step_logits, cfg.fuse_global)  # (N, M)
     boxes = _clip(transform_to_box(out.transforms.float())).numpy().astype(np.float64)  # (N, K, 4)
     todo = [i for i in range(len(result.image_paths)) if tp[i].any()]
     if not todo:

@@ -177,3 +177,29 @@ def test_evaluate_occlusion_writes_occlusion_json_and_a_run_without_it_removes_a
     rc = main(args[:8] + [str(base)] + args[9:] + ["--occlusion", "--out", str(tmp_path / "base_eval")])
     assert rc == 2 and "no attention steps" in capsys.readouterr().err
     assert not (tmp_path / "base_eval").exists()  # refused before evaluating
+
+
+@pytest.mark.parametrize("fuse_global", [False, True])
+def test_the_step_that_gave_the_max_is_the_one_the_traces_name(fuse_global):
+    from ram_core.model import RAMOutput
+    from ram_core.occlusion import max_steps
+    from ram_core.trace import traces_from_output
+
+    torch.manual_seed(0)
+    step_logits = torch.randn(6, 3, 4)
+    global_logits = torch.randn(6, 4)
+    fused = torch.cat([global_logits[:, None], step_logits], 1).amax(1) if fuse_global else step_logits.amax(1)
+    out = RAMOutput(fused, global_logits, step_logits, torch.zeros(6, 3, 4))
+    traces = traces_from_output(out, ["x"] * 6, [(10, 10)] * 6, list("abcd"), fuse_global)
+    best = max_steps(global_logits, step_logits, fuse_global)
+    assert [[t.max_step[c] for c in "abcd"] for t in traces] == best.tolist()
+    assert (best == 0).any() == fuse_global  # the global step gives some maxima only when fused
+
+
+def test_with_the_global_step_in_the_fusion_the_object_still_needs_its_step():
+    # the known model with fuse_global: the global step sees the red corner diluted over the whole map
+    # (redness 1/16: logit 40/16 - 5 < 0), so the quadrant's step still gives the max
+    predictor = known_predictor(fuse_global=True)
+    occ = occlude_steps(predictor, scene(red_at=CORNERS[0]))
+    red = occ.class_names.index("red")
+    assert occ.drop[1, red] > 0.9 and np.abs(np.delete(occ.drop[:, red], 1)).max() < 1e-6
