@@ -203,3 +203,24 @@ def test_with_the_global_step_in_the_fusion_the_object_still_needs_its_step():
     occ = occlude_steps(predictor, scene(red_at=CORNERS[0]))
     red = occ.class_names.index("red")
     assert occ.drop[1, red] > 0.9 and np.abs(np.delete(occ.drop[:, red], 1)).max() < 1e-6
+
+
+def test_a_paper_preset_model_is_occluded_in_softmax_scores():
+    from ram_core.checkpoints import CheckpointInfo
+    from ram_core.inference import Predictor
+    from ram_core.model import RAMModel
+    from ram_core.presets import paper_config
+
+    from known_models import Miniature
+
+    cfg = paper_config(["red", "blue", "green"], input_size=64, num_steps=3).replace(
+        region_channels=4, embed_dim=8, hidden_size=8, z_size=8)
+    from ram_core.heads import build_head
+
+    torch.manual_seed(0)
+    model = RAMModel(cfg, Miniature(), build_head(cfg, 3)).eval()
+    predictor = Predictor(model, CheckpointInfo(cfg, "checkpoint"), torch.device("cpu"))
+    occ = occlude_steps(predictor, scene(red_at=CORNERS[0]))
+    assert occ.occluded.shape == (3, 3)
+    np.testing.assert_allclose(occ.occluded.sum(1), 1.0, atol=1e-5)  # a softmax over the classes
+    np.testing.assert_allclose(occ.scores.sum(), 1.0, atol=1e-5)

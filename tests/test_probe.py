@@ -148,3 +148,23 @@ def test_probe_command_on_a_baseline_head_says_it_cannot_be_probed(tmp_path, cap
     rc = main(["probe", str(SAMPLE), "--box", "0", "0", "50", "50", "--checkpoint", str(ckpt), "--device", "cpu"])
     err = capsys.readouterr().err
     assert rc == 2 and "baseline head, which has no attention steps" in err and "Traceback" not in err
+
+
+def test_a_paper_preset_models_probe_scores_are_a_softmax():
+    from known_models import Miniature
+    from ram_core.checkpoints import CheckpointInfo
+    from ram_core.inference import Predictor
+    from ram_core.model import RAMModel
+    from ram_core.presets import paper_config
+
+    cfg = paper_config(["red", "blue", "green"], input_size=64, num_steps=3).replace(
+        region_channels=4, embed_dim=8, hidden_size=8, z_size=8)
+    torch.manual_seed(0)
+    model = RAMModel(cfg, Miniature(), build_head(cfg, 3)).eval()
+    predictor = Predictor(model, CheckpointInfo(cfg, "checkpoint"), torch.device("cpu"))
+    image = scene()
+    trace = predictor.predict_one("x", image)
+    probe = probe_regions(predictor, image, [trace.steps[0].box])[0]
+    assert sum(probe.scores.values()) == pytest.approx(1.0, abs=1e-4)
+    for c in probe.scores:  # the paper's step 1 from its own M (boxes inside the image at the start)
+        assert probe.scores[c] == pytest.approx(trace.steps[0].scores[c], abs=2e-3)
