@@ -274,6 +274,7 @@ with tab_class:
     styled = (table.style
               .background_gradient(cmap="RdYlGn", vmin=0, vmax=100, subset=pct_cols)
               .format({c: "{:.1f}" for c in pct_cols})
+              .format({c: "{:.3f}" for c in ("own threshold",) if c in table})
               .format(lambda v: fmt(v, sign=True), subset=gain))
     if gain:
         span = max(1.0, float(table["gain over global"].abs().max(skipna=True) or 1.0))
@@ -432,7 +433,7 @@ with tab_false:
     if not matrix.errors.sum():
         st.info(f"No {'false positives' if error_kind == 'FP' else 'misses'} at these thresholds.")
     else:
-        f1c, f2c = st.columns([3, 1])
+        f1c, f2c = st.columns([2, 1])
         min_count = f2c.number_input("Hide cells seen in fewer than N photos", 1, 1000, 2, key="evaluate.false_min")
         event = f1c.plotly_chart(analysis_figures.false_label_figure(matrix, int(min_count)), on_select="rerun",
                                  selection_mode="points", key=f"evaluate.false_figure.{error_kind}",

@@ -149,9 +149,10 @@ def occlusion_classes_figure(stats: dict[str, Any]) -> go.Figure:
     fig.add_trace(go.Bar(y=names, x=[s["mean_drop_random"] for _, s in rows], orientation="h",
                          name="random box of the same size", marker_color="#bdbdbd",
                          hovertemplate="%{y}: %{x:.3f}<extra>random box</extra>"))
-    _layout(fig, max(260, 26 * len(rows) + 110), barmode="group", title="Mean drop of a true positive's score",
+    _layout(fig, max(260, 26 * len(rows) + 110), barmode="group",
+            title="Mean drop of a true positive's score (how many in brackets)",
             legend=dict(orientation="h", y=-0.12), meta={"kind": "occlusion_classes"})
-    fig.update_xaxes(title="mean drop (true positives whose max came from a step; their number in brackets)")
+    fig.update_xaxes(title="mean drop of the score")
     return fig
 
 
