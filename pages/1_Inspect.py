@@ -213,7 +213,8 @@ with tab_occlusion:
         if occlusion is None and st.button("Blank each step's region and run again", key="inspect.occlusion",
                                            icon=":material/layers_clear:", help=BLANK_EXPLANATION):
             with st.spinner("Running the head once per step…"):
-                occlusion = result.get("occlusion", lambda: occlude_steps(predictor, original, result.trace))
+                result.get("occlusion", lambda: occlude_steps(predictor, original, result.trace))
+            st.rerun()  # drawn without the button from now on
         if occlusion is None:
             st.caption("For each step, blank the step's region of the **feature map** (not the photo) and run the "
                        "head again: the drop of each class's fused score says how much that step mattered.")
