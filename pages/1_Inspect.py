@@ -271,8 +271,8 @@ with tab_compare:
                         st.markdown(" ".join(f":green-badge[{c} {tr.scores[c]:.2f}]" for c in shown_labels)
                                     or "No label.")
                 agree = label_agreement(table)
-                st.markdown(f"**Labels of both:** {', '.join(agree['both']) or 'none'} · **only A:** "
-                            f"{', '.join(agree['only A']) or 'none'} · **only B:** {', '.join(agree['only B']) or 'none'}")
+                st.markdown(" · ".join(f"**{name}:** {', '.join(agree[v]) or 'none'}" for name, v in
+                                       (("Labels of both", "both"), ("only A", "only A"), ("only B", "only B"))))
                 st.dataframe(table.head(10).style.format({"score A": "{:.3f}", "score B": "{:.3f}", "A − B": "{:+.3f}"})
                              .background_gradient(cmap="PiYG", vmin=-1, vmax=1, subset=["A − B"]),
                              hide_index=True, width="stretch", key="inspect.compare_table")

@@ -451,7 +451,8 @@ with tab_false:
             st.markdown("**Strongest pairs**")
             st.dataframe([{"error": e, "present": p, "lift": round(v, 2), "photos": n} for e, p, v, n in strongest],
                          hide_index=True, width="stretch", key="evaluate.false_strongest")
-        clicked = (event.selection.points[0].get("customdata") or [None, None])[:2] if event and event.selection.points else None
+        points = event.selection.points if event else []
+        clicked = (points[0].get("customdata") or [None, None])[:2] if points else None
         if clicked and clicked != st.session_state.get("evaluate.false_clicked"):
             st.session_state["evaluate.false_clicked"] = clicked
             st.session_state["evaluate.false_row"], st.session_state["evaluate.false_col"] = clicked
@@ -521,7 +522,10 @@ with tab_att:
                               "score is blanked on the feature map.")
             oc[1].metric("Drop, random box", fmt(ov["mean_drop_random"], 3),
                          help="The same with a box of the same size at a random place instead.")
-            oc[2].metric("Its step drops more", "—" if ov["step_drops_more"] is None else f"{100 * ov['step_drops_more']:.0f}%")
+            more = ov["step_drops_more"]
+            oc[2].metric("Its step drops more", "—" if more is None else f"{100 * more:.0f}%",
+                         help="Share of the true positives whose score drops more without their step's region than "
+                              "without the random box.")
             oc[3].metric("True positives", f"{ov['true_positives']:,}",
                          help=f"{ov['max_from_global']} of them got their score from the global step (no step region "
                               "to blank): counted in the curves only.")

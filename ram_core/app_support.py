@@ -389,6 +389,8 @@ def describe_model(predictor: Predictor) -> dict[str, str]:
     date = (info.provenance or {}).get("date")
     if date:
         facts["Date"] = str(date)[:10]
+    if info.class_thresholds:
+        facts["Thresholds"] = f"per class ({len(info.class_thresholds)})"
     m = evaluation_map(info.evaluation)
     if m is not None:
         facts["mAP"] = f"{m:.1f}" if m > 1 else f"{100 * m:.1f}"

@@ -14,9 +14,9 @@ from .occlusion import OCCLUSION_FILE, Progress, dataset_occlusion, write_occlus
 from .thresholds import add_to_report, metrics_at_class_thresholds
 
 
-def add_evaluation_extras(predictor: Predictor, result, out_dir: str | os.PathLike, *, use_class_thresholds: bool = True,
-                          occlusion: bool = False, seed: int = 0, batch_size: int = 8, workers: int = 0,
-                          progress: Progress | None = None) -> dict[str, Any]:
+def add_evaluation_extras(predictor: Predictor, result, out_dir: str | os.PathLike, *,
+                          use_class_thresholds: bool = True, occlusion: bool = False, seed: int = 0,
+                          batch_size: int = 8, workers: int = 0, progress: Progress | None = None) -> dict[str, Any]:
     """After evaluation.write_evaluation(result, out_dir): add the per-class-threshold metrics to the
     report when the checkpoint has per-class thresholds (and use_class_thresholds), and, with occlusion,
     write occlusion.json (its true positives at those thresholds); without it, remove an occlusion.json

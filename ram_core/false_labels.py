@@ -66,7 +66,8 @@ def error_mask(scores, targets, masks, threshold, kind: str) -> np.ndarray:
     return ((~targets & hit) if kind == "FP" else (targets & ~hit)) & masks
 
 
-def false_label_matrix(scores, targets, masks, class_names: Sequence[str], threshold, kind: str = "FP") -> FalseLabelMatrix:
+def false_label_matrix(scores, targets, masks, class_names: Sequence[str], threshold,
+                       kind: str = "FP") -> FalseLabelMatrix:
     """The co-occurrence of one kind of error with the present classes (see the module docstring).
     threshold: one for all classes, or (C,) per class."""
     err = error_mask(scores, targets, masks, threshold, kind).astype(np.float64)  # (N, C)

@@ -126,7 +126,9 @@ class StepOcclusion:
 
     def table(self, classes: Sequence[str] | None = None) -> pd.DataFrame:
         """One row per class (default: all, highest score first): its score, and its drop per step."""
-        order = classes if classes is not None else [self.class_names[j] for j in np.argsort(-self.scores, kind="stable")]
+        if classes is None:
+            classes = [self.class_names[j] for j in np.argsort(-self.scores, kind="stable")]
+        order = list(classes)
         idx = [self.class_names.index(c) for c in order]
         table = pd.DataFrame({"class": list(order), "score": self.scores[idx]})
         for k in range(self.drop.shape[0]):

@@ -87,7 +87,8 @@ def test_the_false_label_matrix_and_the_photos_behind_a_cell(page, setup):
     data = open_evaluation(setup["eval"])
     at.selectbox(key="evaluate.false_row").select("circle").run()
     at.selectbox(key="evaluate.false_col").select("square").run()
-    expected = false_label_images(data.scores, data.targets, data.masks, data.class_names, 0.0, "FP", "circle", "square")
+    expected = false_label_images(data.scores, data.targets, data.masks, data.class_names, 0.0, "FP", "circle",
+                                  "square")
     assert expected and any(f"**{len(expected)}** of" in m.value for m in at.markdown)
     captions = [c.value for c in at.caption if c.value.startswith("**") and "· circle" in c.value]
     assert len(captions) == min(len(expected), 12)  # one per photo shown

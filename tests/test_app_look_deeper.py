@@ -48,7 +48,8 @@ def models(tmp_path_factory):
     other = tiny_checkpoint(tmp / "zoo" / "ram_k2.safetensors", num_steps=2)
     cfg = RAMConfig(class_names=list(CLASSES), input_size=96, head="baseline")
     torch.manual_seed(1)
-    base = save_checkpoint(tmp / "zoo" / "base.safetensors", build_model(cfg, RANDOM_INIT), backbone_weights="checkpoint")
+    base = save_checkpoint(tmp / "zoo" / "base.safetensors", build_model(cfg, RANDOM_INIT),
+                           backbone_weights="checkpoint")
     low = write_checkpoint_copy(ram, tmp / "low.safetensors", {c: 0.0 for c in CLASSES})
     return {"ram": ram, "other": other, "base": base, "low": low, "zoo": tmp / "zoo"}
 
@@ -122,6 +123,7 @@ def test_a_second_model_side_by_side_with_their_disagreements(models, monkeypatc
 
 def test_the_checkpoints_per_class_thresholds_decide_the_labels_unless_switched_off(models, monkeypatch):
     at = open_inspect(models["low"], monkeypatch)
+    assert any("Thresholds: **per class (4)**" in m.value for m in at.sidebar.markdown)
     at.slider(key="inspect.threshold").set_value(1.0).run()
     assert {m.label: m.value for m in at.metric}["Labels"] == "4"  # every class's own threshold is 0
     at.toggle(key="inspect.class_thresholds").set_value(False).run()

@@ -48,7 +48,8 @@ def test_only_the_step_that_looked_at_the_object_matters():
         assert np.abs(occ.drop[others]).max() < 1e-6  # blanking anywhere else changes nothing
         assert int(np.argmax(occ.step_effect())) == step - 1
         table = occ.table()
-        assert table["class"].tolist()[0] == "red" and table.loc[0, f"step {step}"] == pytest.approx(occ.drop[step - 1, red])
+        assert table["class"].tolist()[0] == "red"
+        assert table.loc[0, f"step {step}"] == pytest.approx(occ.drop[step - 1, red])
 
 
 def test_with_test_time_flip_the_mirrored_box_is_blanked_in_the_mirror_image():
@@ -126,8 +127,8 @@ def test_summarise_counts_global_maxima_apart_and_averages_the_curves():
     records = [
         {"class": "a", "step": 2, "score": 0.9, "drop_step": 0.8, "drop_random": 0.1, "by_importance": [0.9, 0.1, 0.0],
          "random_order": [0.9, 0.8, 0.5]},
-        {"class": "a", "step": 0, "score": 0.7, "drop_step": None, "drop_random": None, "by_importance": [0.7, 0.5, 0.2],
-         "random_order": [0.7, 0.7, 0.6]},
+        {"class": "a", "step": 0, "score": 0.7, "drop_step": None, "drop_random": None,
+         "by_importance": [0.7, 0.5, 0.2], "random_order": [0.7, 0.7, 0.6]},
     ]
     s = summarise(records, ["a", "b"], 2)
     a = s["per_class"]["a"]

@@ -176,7 +176,7 @@ def false_label_figure(matrix: FalseLabelMatrix, min_count: int = 1) -> go.Figur
                          float(matrix.rate[r, p]), float(matrix.base[r, p])])
             text.append(f"{lift:.1f}")
     error = "false positives" if matrix.kind == "FP" else "misses"
-    usual = "of all photos" if matrix.kind == "FP" else f"of the photos where the {{row}} is present"
+    usual = "of all photos" if matrix.kind == "FP" else "of the photos where the {row} is present"
     fig = go.Figure(go.Scatter(
         x=xs, y=ys, mode="markers+text", text=text, textfont=dict(size=10), customdata=data,
         marker=dict(symbol="square", size=26, color=colour, colorscale="RdBu_r", cmid=0, cmin=-3, cmax=3,
