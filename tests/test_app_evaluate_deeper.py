@@ -4,6 +4,7 @@ Attention tab, and the occlusion test when running an evaluation from the page."
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,10 @@ def page(setup, monkeypatch):
     return at
 
 
+def specs(at) -> list[dict]:
+    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+
+
 def labels(at) -> set[str]:
     return {m.label for m in at.metric}
 
@@ -73,6 +78,7 @@ def test_picking_per_class_thresholds_shows_f1_at_both_and_writes_a_checkpoint_c
     assert (chosen["F1 @ class"] >= chosen["F1 @ single"] - 1e-9).all()  # chosen here: never worse here
     at.button(key="evaluate.write_thresholds").click().run()
     assert not at.exception and any("tiny_thresholds.safetensors" in s.value for s in at.success)
+    assert any(d.proto.label == "Download the thresholds (JSON)" for d in at.get("download_button"))
     written = read_metadata(setup["ckpt"].with_name("tiny_thresholds.safetensors")).class_thresholds
     assert written and set(written) <= set(CLASSES)
     assert written == pytest.approx(dict(zip(chosen["class"], chosen["threshold"])), abs=1e-4)
@@ -92,6 +98,12 @@ def test_the_false_label_matrix_and_the_photos_behind_a_cell(page, setup):
     assert expected and any(f"**{len(expected)}** of" in m.value for m in at.markdown)
     captions = [c.value for c in at.caption if c.value.startswith("**") and "· circle" in c.value]
     assert len(captions) == min(len(expected), 12)  # one per photo shown
+    squares = lambda: len(next(s for s in specs(at) if s["layout"]["meta"]["kind"] == "false_labels")["data"][0]["x"])  # noqa: E731
+    few = squares()
+    at.number_input(key="evaluate.false_min").set_value(1).run()
+    assert squares() >= few > 0
+    at.number_input(key="evaluate.false_min").set_value(1000).run()  # no cell is seen that often
+    assert squares() == 0
     at.segmented_control(key="evaluate.false_kind").set_value("FN").run()
     assert not at.exception
     assert any("No misses" in i.value for i in at.info)  # at 0.0 nothing is missed
