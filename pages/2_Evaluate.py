@@ -1,5 +1,6 @@
 """Evaluate: judge a model class by class, from a saved evaluation or a new run on a dataset."""
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -9,7 +10,13 @@ from ram_core import app_support as app
 from ram_core import eval_views as ev
 from ram_core.errors import RAMError
 from ram_core.evaluation import evaluate_to_folder, find_predictions
+from ram_core.evaluation_extras import add_evaluation_extras
+from ram_core.false_labels import false_label_images, false_label_matrix
 from ram_core.imageio import open_image
+from ram_core.occlusion import OcclusionError, load_occlusion
+from ram_core.thresholds import (best_f1_thresholds, default_copy_path, evaluated_checkpoint, f1_table,
+                                 metrics_at_class_thresholds, thresholds_array, write_checkpoint_copy)
+from ram_core.viz import analysis_figures
 
 PER_PAGE = 12
 K_PICK, K_COMPARE, K_FOLDERS, K_THRESHOLD = "evaluate.pick", "evaluate.compare", "evaluate.folders", "evaluate.threshold"
@@ -99,6 +106,11 @@ with st.expander("Run a new evaluation", expanded=not evaluations, icon=":materi
         workers = c6.number_input("Loader workers", 0, 16, 2, key="evaluate.workers")
         out_text = c7.text_input("Save to", key="evaluate.out",
                                  placeholder="default: runs/evaluations/<checkpoint>-<format>-<split>")
+        run_occlusion = st.checkbox(
+            "Also test whether the attention matters (occlusion)", key="evaluate.run_occlusion",
+            help="For each true positive, blank the region of the step that gave its score on the feature map, "
+                 "against a box of the same size at a random place, and the deletion curves (heads with steps; "
+                 "about doubles the time). Shown in the Attention tab.")
         submitted = st.form_submit_button("Run evaluation", type="primary", icon=":material/play_arrow:")
     st.caption("Runs the model chosen in the sidebar. The result is saved (report.json and predictions.jsonl) "
                "and opened below; the same evaluation asked for again in this session is reopened, not re-run.")
@@ -127,9 +139,20 @@ with st.expander("Run a new evaluation", expanded=not evaluations, icon=":materi
                 bar.progress(done / total, text=f"{done} / {total} images · {rate:.1f} images/s")
 
             try:
-                evaluate_to_folder(model.predictor, kind, Path(root.strip()).expanduser(), split_value, out,
-                                   batch_size=int(batch), workers=int(workers), limit=int(limit) or None,
-                                   progress=progress)
+                result, _ = evaluate_to_folder(model.predictor, kind, Path(root.strip()).expanduser(), split_value,
+                                               out, batch_size=int(batch), workers=int(workers),
+                                               limit=int(limit) or None, progress=progress)
+                occlude = run_occlusion and bool(model.predictor.cfg.num_attention_steps)
+                if run_occlusion and not occlude:
+                    st.warning("The occlusion test needs a head with attention steps; this model has none.")
+                if occlude:
+                    bar.progress(0.0, text="Occlusion tests…")
+                try:
+                    add_evaluation_extras(model.predictor, result, out, occlusion=occlude, batch_size=int(batch),
+                                          workers=int(workers), progress=progress)
+                except OcclusionError as exc:  # the evaluation itself is fine: say why there is no test
+                    st.warning(f"**No occlusion test.** {exc}", icon=":material/warning:")
+                    add_evaluation_extras(model.predictor, result, out, occlusion=False)
             except RAMError as exc:
                 bar.empty()
                 st.error(f"**The evaluation could not run.** {exc}", icon=":material/error:")
@@ -173,14 +196,36 @@ except RAMError as exc:
 
 report = data.report
 keep(K_THRESHOLD, float(data.threshold))
-threshold = st.slider("Label threshold", 0.0, 1.0, step=0.01, key=K_THRESHOLD,
-                      help="A class is predicted when its fused score is at least this (CF1, OF1, the "
-                           "per-class precision and recall, and Browse all follow it).")
+# per-class thresholds: chosen on this page (Per class tab), else those the evaluated checkpoint had
+picked_thresholds = st.session_state.setdefault("evaluate.class_thresholds", {})
+class_thresholds = picked_thresholds.get(picked) or report.get("class_thresholds") or None
+slider_col, switch_col = st.columns([4, 1], vertical_alignment="bottom")
+threshold = slider_col.slider("Label threshold", 0.0, 1.0, step=0.01, key=K_THRESHOLD,
+                              help="A class is predicted when its fused score is at least this (CF1, OF1, the "
+                                   "per-class precision and recall, Browse and False labels follow it).")
 remember(K_THRESHOLD)
+use_class_thresholds = bool(class_thresholds) and switch_col.toggle(
+    "Per-class thresholds", True, key="evaluate.use_class_thresholds",
+    help="Each class at its own threshold (" + ("picked on this page" if picked_thresholds.get(picked) else
+                                                 "the evaluated checkpoint's") + "); off: the slider's for all.")
+own = class_thresholds if use_class_thresholds else None
+thresholds = thresholds_array(data.class_names, threshold, own)  # (C,) what each class is predicted at
+
+
+def threshold_of(cls: str) -> float:
+    return float(thresholds[data.class_names.index(cls)])
 
 # ---- summary --------------------------------------------------------------------------------------
 s = ev.summary(data, threshold)
 o = ev.summary(other, threshold) if other is not None else None
+at = f"{threshold:.2f}"
+if own:  # CP..OF1 at the per-class thresholds (the other evaluation: at its own, if it has them)
+    s.update(metrics_at_class_thresholds(data.scores, data.targets, data.masks, data.class_names, threshold,
+                                         own)["at_class_thresholds"])
+    if o is not None and other.report.get("class_thresholds"):
+        o.update(metrics_at_class_thresholds(other.scores, other.targets, other.masks, other.class_names, threshold,
+                                             other.report["class_thresholds"])["at_class_thresholds"])
+    at = "own thr."
 
 
 def delta(key: str):
@@ -191,9 +236,9 @@ def delta(key: str):
 
 m = st.columns(6)
 m[0].metric("mAP", fmt(s["mAP"]), delta("mAP"), help="Mean over classes of the average precision (percent).")
-m[1].metric(f"CF1 @ {threshold:.2f}", fmt(s["CF1"]), delta("CF1"), help=f"CP {fmt(s['CP'])} · CR {fmt(s['CR'])}: "
+m[1].metric(f"CF1 @ {at}", fmt(s["CF1"]), delta("CF1"), help=f"CP {fmt(s['CP'])} · CR {fmt(s['CR'])}: "
             "per-class precision and recall, averaged over classes.")
-m[2].metric(f"OF1 @ {threshold:.2f}", fmt(s["OF1"]), delta("OF1"), help=f"OP {fmt(s['OP'])} · OR {fmt(s['OR'])}: "
+m[2].metric(f"OF1 @ {at}", fmt(s["OF1"]), delta("OF1"), help=f"OP {fmt(s['OP'])} · OR {fmt(s['OR'])}: "
             "precision and recall pooled over all labels.")
 m[3].metric("CF1 top-3", fmt(s["top3_CF1"]), delta("top3_CF1"), help="Each image's three highest-scoring classes as its labels.")
 m[4].metric("OF1 top-3", fmt(s["top3_OF1"]), delta("top3_OF1"))
@@ -214,16 +259,22 @@ if data.num_steps and s["global_mAP"] is not None and s["mAP"] is not None:
 if report.get("skipped"):
     st.warning(f"{len(report['skipped'])} unreadable image(s) were left out, e.g. {report['skipped'][0]}")
 
-tab_class, tab_cmp, tab_browse, tab_att = st.tabs(["Per class", "Compare", "Browse", "Attention"])
+tab_class, tab_cmp, tab_browse, tab_false, tab_att = st.tabs(["Per class", "Compare", "Browse", "False labels",
+                                                              "Attention"])
 
 # ---- per class ---------------------------------------------------------------------------------------
 with tab_class:
     table = ev.per_class_table(data, threshold)
-    pct_cols = [c for c in ("AP", "AP global step", "precision", "recall", "F1") if c in table]
+    if class_thresholds:  # F1 at the single threshold (the F1 column) and at each class's own
+        both = f1_table(data.scores, data.targets, data.masks, data.class_names, threshold, class_thresholds)
+        table["own threshold"] = both["threshold"].round(4).to_numpy()
+        table["F1 @ own threshold"] = both["F1 @ class"].to_numpy()
+    pct_cols = [c for c in ("AP", "AP global step", "precision", "recall", "F1", "F1 @ own threshold") if c in table]
     gain = [c for c in ("gain over global",) if c in table]
     styled = (table.style
               .background_gradient(cmap="RdYlGn", vmin=0, vmax=100, subset=pct_cols)
               .format({c: "{:.1f}" for c in pct_cols})
+              .format({c: "{:.3f}" for c in ("own threshold",) if c in table})
               .format(lambda v: fmt(v, sign=True), subset=gain))
     if gain:
         span = max(1.0, float(table["gain over global"].abs().max(skipna=True) or 1.0))
@@ -240,6 +291,45 @@ with tab_class:
                + "Click a column header to sort.")
     st.download_button("Download as CSV", table.to_csv(index=False).encode(), f"{Path(picked).name}_per_class.csv",
                        "text/csv", on_click="ignore", icon=":material/download:")
+    with st.expander("Per-class thresholds", icon=":material/tune:", expanded=bool(picked_thresholds.get(picked))):
+        st.caption("Pick, for each class, the threshold with the best F1 on this evaluation (as `python -m ram_core "
+                   "thresholds --eval DIR` does), then write them into a copy of the checkpoint: `predict`, the app "
+                   "and `evaluate` use them. Chosen on an evaluation, they flatter its own F1: pick them on a "
+                   "validation split and judge them on another.")
+        t1, t2 = st.columns([1, 2], vertical_alignment="bottom")
+        min_pos = t1.number_input("Classes with at least N positives", 1, 1000, 5, key="evaluate.thr_min_positives",
+                                  help="Classes with fewer positives keep the single threshold.")
+        if t2.button("Pick per-class thresholds (best F1)", key="evaluate.pick_thresholds", icon=":material/tune:"):
+            picked_thresholds[picked] = best_f1_thresholds(data.scores, data.targets, data.masks, data.class_names,
+                                                           int(min_pos)) or None
+            if not picked_thresholds[picked]:
+                st.warning(f"No class has {int(min_pos)} positives here: nothing to pick.")
+            else:
+                st.rerun()
+        if class_thresholds:
+            both = f1_table(data.scores, data.targets, data.masks, data.class_names, threshold, class_thresholds)
+            both = both[both["class"].isin(list(class_thresholds))]
+            st.dataframe(both.style.format({"threshold": "{:.4f}", "F1 @ single": "{:.1f}", "F1 @ class": "{:.1f}",
+                                            "precision @ class": "{:.1f}", "recall @ class": "{:.1f}"}, na_rep="—"),
+                         hide_index=True, width="stretch", key="evaluate.thr_table")
+            st.caption(f"Mean F1 over these classes: {fmt(both['F1 @ single'].mean())} at {threshold:.2f}, "
+                       f"{fmt(both['F1 @ class'].mean())} at their own thresholds.")
+            w1, w2 = st.columns(2)
+            w1.download_button("Download the thresholds (JSON)", json.dumps(class_thresholds, indent=2),
+                               f"{Path(picked).name}_thresholds.json", "application/json", on_click="ignore",
+                               icon=":material/download:")
+            ckpt = evaluated_checkpoint(report, picked)
+            if ckpt is None:
+                w2.caption(f"The evaluated checkpoint (`{report.get('checkpoint')}`) is not here: write the copy "
+                           "with `python -m ram_core thresholds --eval DIR --checkpoint PATH`.")
+            elif w2.button(f"Write a copy of {ckpt.name} with them", key="evaluate.write_thresholds",
+                           icon=":material/save:"):
+                try:
+                    written = write_checkpoint_copy(ckpt, default_copy_path(ckpt), class_thresholds, chosen_on=picked)
+                    st.success(f"Wrote `{ev.short_path(written)}`: pick it in the sidebar to use it.",
+                               icon=":material/check:")
+                except RAMError as exc:
+                    st.error(f"**The copy could not be written.** {exc}", icon=":material/error:")
     bars_col, pr_col = st.columns([1, 1], gap="large")
     with bars_col:
         st.plotly_chart(ev.ap_bar_figure(table), key="evaluate.ap_bars", config={"displaylogo": False})
@@ -291,7 +381,7 @@ with tab_browse:
     keep("evaluate.browse_class", most, data.class_names)
     b1.selectbox("Class", data.class_names, key="evaluate.browse_class")
     cls = remember("evaluate.browse_class")
-    counts = ev.browse_counts(data, cls, threshold)
+    counts = ev.browse_counts(data, cls, threshold_of(cls))
     keep("evaluate.browse_kind", "TP", list(ev.BROWSE_KINDS))
     st.segmented_control("Show", list(ev.BROWSE_KINDS), key="evaluate.browse_kind",
                          format_func=lambda k: f"{ev.KIND_NAMES[k]} ({counts[k]})")
@@ -301,7 +391,7 @@ with tab_browse:
                                   placeholder=str(ds.get("root") or ""),
                                   help="Where the evaluated photos are here, if not at the paths saved "
                                        "in the evaluation (e.g. made on another machine).")
-    indices = ev.browse(data, cls, threshold, kind)
+    indices = ev.browse(data, cls, threshold_of(cls), kind)
     if missing and not root_override:
         st.info(f"The photos are not at their saved paths (e.g. `{data.images[missing[0]]}`): boxes are drawn "
                 "on placeholders. Give the dataset root on this machine to see the photos.",
@@ -310,7 +400,7 @@ with tab_browse:
         st.warning(f"`{data.images[missing[0]]}` is not under `{root_override}` either (looked for it by its "
                    "path below the saved root, and by its file name).", icon=":material/image_not_supported:")
     if not indices:
-        st.info(f"No {ev.KIND_NAMES[kind]} for **{cls}** at the threshold {threshold:.2f}.")
+        st.info(f"No {ev.KIND_NAMES[kind]} for **{cls}** at the threshold {threshold_of(cls):.2f}.")
     else:
         pages = (len(indices) + PER_PAGE - 1) // PER_PAGE
         page = st.pagination(pages, key=f"evaluate.page.{cls}.{kind}") if pages > 1 else 1
@@ -332,6 +422,65 @@ with tab_browse:
                                  "chosen in the sidebar on it)."):
                         st.session_state[ev.INSPECT_KEY] = str(path)
                         st.switch_page("pages/1_Inspect.py")
+
+# ---- which present labels come with false ones -------------------------------------------------------
+with tab_false:
+    keep("evaluate.false_kind", "FP", ["FP", "FN"])
+    st.segmented_control("Errors", ["FP", "FN"], key="evaluate.false_kind",
+                         format_func=lambda k: "False positives" if k == "FP" else "False negatives (misses)")
+    error_kind = remember("evaluate.false_kind") or "FP"
+    matrix = false_label_matrix(data.scores, data.targets, data.masks, data.class_names, thresholds, error_kind)
+    if not matrix.errors.sum():
+        st.info(f"No {'false positives' if error_kind == 'FP' else 'misses'} at these thresholds.")
+    else:
+        f1c, f2c = st.columns([2, 1])
+        min_count = f2c.number_input("Hide cells seen in fewer than N photos", 1, 1000, 2, key="evaluate.false_min")
+        event = f1c.plotly_chart(analysis_figures.false_label_figure(matrix, int(min_count)), on_select="rerun",
+                                 selection_mode="points", key=f"evaluate.false_figure.{error_kind}",
+                                 config={"displaylogo": False})
+        f1c.caption(("Each square: among the photos where the row's class is a false positive, how often the "
+                     "column's class is truly present, divided by how often it is present in all photos (the "
+                     "number: that ratio, the lift; red: more often than usual). " if error_kind == "FP" else
+                     "Each square: among the photos where the row's class is missed, how often the column's class "
+                     "is also present, divided by how often it is present with the row's class at all (red: the "
+                     "row's class is missed more often beside it). ")
+                    + "Click a square to see those photos below.")
+        rows = [c for c, n in zip(data.class_names, matrix.errors) if n > 0]
+        strongest = matrix.strongest(8, int(min_count))
+        with f2c:
+            st.markdown("**Strongest pairs**")
+            st.dataframe([{"error": e, "present": p, "lift": round(v, 2), "photos": n} for e, p, v, n in strongest],
+                         hide_index=True, width="stretch", key="evaluate.false_strongest")
+        points = event.selection.points if event else []
+        clicked = (points[0].get("customdata") or [None, None])[:2] if points else None
+        if clicked and clicked != st.session_state.get("evaluate.false_clicked"):
+            st.session_state["evaluate.false_clicked"] = clicked
+            st.session_state["evaluate.false_row"], st.session_state["evaluate.false_col"] = clicked
+        default_row, default_col = (strongest[0][0], strongest[0][1]) if strongest else (rows[0], data.class_names[0])
+        keep("evaluate.false_row", default_row, rows)
+        keep("evaluate.false_col", default_col, data.class_names)
+        s1, s2 = st.columns(2)
+        s1.selectbox("False positive of" if error_kind == "FP" else "Missed class", rows, key="evaluate.false_row")
+        s2.selectbox("with present", data.class_names, key="evaluate.false_col")
+        row_cls, col_cls = remember("evaluate.false_row"), remember("evaluate.false_col")
+        shown = false_label_images(data.scores, data.targets, data.masks, data.class_names, thresholds, error_kind,
+                                   row_cls, col_cls)
+        r, p = data.class_names.index(row_cls), data.class_names.index(col_cls)
+        lift = matrix.lift[r, p]
+        st.markdown(f"**{len(shown)}** of **{int(matrix.errors[r])}** photos where **{row_cls}** is "
+                    f"{'a false positive' if error_kind == 'FP' else 'missed'} have **{col_cls}** present"
+                    + ("" if pd.isna(lift) else f" (lift {lift:.2f})") + ".")
+        for start in range(0, min(len(shown), PER_PAGE), 4):
+            for col, i in zip(st.columns(4), shown[start:start + 4]):
+                path = ev.resolve_image(data, i)
+                with col:
+                    st.image(thumbnail(f"{picked}:{stamp(Path(picked))}", i, row_cls, str(path) if path else None,
+                                       data), width="stretch")
+                    truth = ", ".join(data.records[i].get("ground_truth") or []) or "none"
+                    st.caption(f"**{data.ids[i]}** · {row_cls} {data.scores[i, r]:.3f} · labels: {truth}")
+        if len(shown) > PER_PAGE:
+            st.caption(f"The first {PER_PAGE} of {len(shown)}, " + ("most confident first." if error_kind == "FP"
+                                                                    else "worst misses first."))
 
 # ---- attention over the dataset ------------------------------------------------------------------------
 with tab_att:
@@ -358,3 +507,38 @@ with tab_att:
                    + (", over the images labelled with it." if positives_only else ", over all images."))
         with st.expander("Per-step box statistics"):
             st.dataframe(ev.step_box_summary(data).style.format(precision=3), hide_index=True, width="stretch")
+        st.markdown("#### Does the attention matter?")
+        occlusion = load_occlusion(picked)
+        if occlusion is None:
+            st.caption("Not measured for this evaluation. Run it with `python -m ram_core evaluate ... --occlusion` "
+                       "(or tick the occlusion test when running an evaluation above): for each true positive, the "
+                       "drop of its score when the region of the step that gave it is blanked on the feature map, "
+                       "against a box of the same size at a random place.")
+        else:
+            ov = occlusion["overall"]
+            oc = st.columns(4)
+            oc[0].metric("Drop, its step blanked", fmt(ov["mean_drop_step"], 3),
+                         help="Mean drop of a true positive's score when the region of the step that gave its fused "
+                              "score is blanked on the feature map.")
+            oc[1].metric("Drop, random box", fmt(ov["mean_drop_random"], 3),
+                         help="The same with a box of the same size at a random place instead.")
+            more = ov["step_drops_more"]
+            oc[2].metric("Its step drops more", "—" if more is None else f"{100 * more:.0f}%",
+                         help="Share of the true positives whose score drops more without their step's region than "
+                              "without the random box.")
+            oc[3].metric("True positives", f"{ov['true_positives']:,}",
+                         help=f"{ov['max_from_global']} of them got their score from the global step (no step region "
+                              "to blank): counted in the curves only.")
+            dc1, dc2 = st.columns(2, gap="large")
+            with dc1:
+                with_tp = [c for c, v in occlusion["per_class"].items() if v["true_positives"]]
+                curve_of = st.selectbox("Deletion curve of", ["all classes"] + with_tp, key="evaluate.deletion_class")
+                st.plotly_chart(analysis_figures.deletion_figure(occlusion, None if curve_of == "all classes"
+                                                                 else curve_of),
+                                key="evaluate.deletion", config={"displaylogo": False})
+            with dc2:
+                st.plotly_chart(analysis_figures.occlusion_classes_figure(occlusion), key="evaluate.occlusion_classes",
+                                config={"displaylogo": False})
+            st.caption(occlusion["method"] + " Deletion curve: the mean score after blanking the steps one by one in "
+                       "each true positive's order of importance (the drop each causes alone), against random boxes "
+                       "of the same sizes; the lower the red curve, the more the regions the steps chose matter.")

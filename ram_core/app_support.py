@@ -389,6 +389,8 @@ def describe_model(predictor: Predictor) -> dict[str, str]:
     date = (info.provenance or {}).get("date")
     if date:
         facts["Date"] = str(date)[:10]
+    if info.class_thresholds:
+        facts["Thresholds"] = f"per class ({len(info.class_thresholds)})"
     m = evaluation_map(info.evaluation)
     if m is not None:
         facts["mAP"] = f"{m:.1f}" if m > 1 else f"{100 * m:.1f}"
@@ -489,6 +491,46 @@ def _model_card(sb, state: ModelState) -> None:
     sb.markdown("  \n".join(f"{k}: **{v}**" for k, v in describe_model(p).items()))
     with sb.expander("Checkpoint metadata"):
         st.json(p.info.to_metadata(), expanded=1)
+
+
+def picked_folders() -> list[Path]:
+    """The checkpoint folders set in the sidebar (the default ones before the user changed them)."""
+    store = st.session_state.get(_STORE) or {}
+    return parse_folders(store.get("folders") or folders_text(default_folders()))
+
+
+def other_models(state: ModelState, folders: Sequence[Path] | None = None) -> list[ModelSource]:
+    """Models to put beside the loaded one: the default model and every checkpoint in the folders
+    (default: the sidebar's), except the loaded one itself."""
+    current = Path(state.source.path).resolve() if state.source and state.source.path else None
+    out = []
+    default_path = default_checkpoint_path()
+    if default_path.is_file() and default_path.resolve() != current:
+        out.append(ModelSource(DEFAULT_CHOICE, f"Default model · {default_path.name}", str(default_path)))
+    for p in list_checkpoints(picked_folders() if folders is None else folders):
+        if p != current and p != default_path.resolve():
+            out.append(ModelSource("file", _short(p), str(p)))
+    return out
+
+
+def model_key(source: ModelSource, predictor: Predictor) -> str:
+    """The cache key of a model's results (as ModelState.key)."""
+    return f"{source.key}@{predictor.device}"
+
+
+_PROBES = "ram_studio.probes"
+
+
+def session_probes(model_key_: str, digest: str) -> list:
+    """This session's probes of one photo under one model (a list the page appends to)."""
+    store = st.session_state.get(_PROBES)
+    if not isinstance(store, LRU):
+        store = st.session_state[_PROBES] = LRU(RESULTS_PER_SESSION)
+    probes = store.get_recent((model_key_, digest))
+    if probes is None:
+        probes = []
+        store.put((model_key_, digest), probes)
+    return probes
 
 
 def require_model(state: ModelState) -> Predictor:

@@ -27,6 +27,7 @@ from .backbones import PACKAGE_WEIGHTS, RANDOM_INIT, build_backbone, get_backbon
 from .config import RAMConfig
 from .errors import CheckpointError
 from .model import RAMModel, build_head
+from .thresholds import parse_class_thresholds
 
 FORMAT = "ram-studio/1"
 META_KEY = "ram_studio"
@@ -42,15 +43,19 @@ class CheckpointInfo:
     provenance: dict[str, Any] = field(default_factory=dict)
     evaluation: dict[str, Any] | None = None
     source: str = ""  # file path or upload name, for messages
+    class_thresholds: dict[str, float] | None = None  # per-class decision thresholds (thresholds.py)
 
     def to_metadata(self) -> dict[str, Any]:
-        return {
+        meta = {
             "format": FORMAT,
             "config": self.config.to_dict(),
             "backbone_weights": self.backbone_weights,
             "provenance": self.provenance,
             "evaluation": self.evaluation,
         }
+        if self.class_thresholds is not None:
+            meta["class_thresholds"] = self.class_thresholds
+        return meta
 
 
 def git_commit() -> str | None:
@@ -149,6 +154,7 @@ def read_metadata_bytes(blob: bytes, name: str = "checkpoint") -> CheckpointInfo
         cfg = RAMConfig.from_dict(meta["config"])
         get_backbone_spec(cfg.backbone)  # an unknown backbone name is a ValueError
         cfg.anchors  # noqa: B018  (a loss section that is not an object fails here, not mid-load)
+        class_thresholds = parse_class_thresholds(meta.get("class_thresholds"), cfg.class_names)
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CheckpointError(f"{name}: its metadata does not describe a model ({exc})") from exc
     # Every tensor's data must lie inside the file: catches truncation before loading.
@@ -163,7 +169,7 @@ def read_metadata_bytes(blob: bytes, name: str = "checkpoint") -> CheckpointInfo
         if end > body:
             raise CheckpointError(f"{name} is truncated: tensor {key} ends past the end of the file")
     return CheckpointInfo(cfg, meta.get("backbone_weights", PACKAGE_WEIGHTS), meta.get("provenance") or {},
-                          meta.get("evaluation"), source=name)
+                          meta.get("evaluation"), source=name, class_thresholds=class_thresholds)
 
 
 def read_metadata(path: str | os.PathLike) -> CheckpointInfo:

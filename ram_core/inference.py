@@ -131,8 +131,10 @@ class Predictor:
             setattr(out, name, getattr(out, name).float().cpu())
         return out
 
-    def predict(self, images: Sequence[tuple[str, Image.Image]], threshold: float = 0.5) -> list[AttentionTrace]:
-        """Traces for (name, RGB image) pairs, in batches of batch_size."""
+    def predict(self, images: Sequence[tuple[str, Image.Image]], threshold: float = 0.5,
+                class_thresholds: dict[str, float] | None = None) -> list[AttentionTrace]:
+        """Traces for (name, RGB image) pairs, in batches of batch_size.  class_thresholds (e.g. the
+        checkpoint's, self.info.class_thresholds) decide the traces' labels per class."""
         traces: list[AttentionTrace] = []
         for start in range(0, len(images), self.batch_size):
             chunk = images[start:start + self.batch_size]
@@ -143,6 +145,7 @@ class Predictor:
             traces += traces_from_output(
                 out, [n for n, _ in chunk], [img.size for _, img in chunk], self.class_names,
                 self.cfg.fuse_global, threshold, round(seconds, 4), activation=self.cfg.score_activation,
+                class_thresholds=class_thresholds,
             )
         return traces
 

@@ -40,10 +40,19 @@ class AttentionTrace:
     threshold: float = 0.5
     seconds: float | None = None  # inference time for this image (its share of the batch)
     extra: dict[str, Any] = field(default_factory=dict)
+    # per-class thresholds (the checkpoint's, thresholds.py); a class without one uses `threshold`
+    class_thresholds: dict[str, float] | None = None
+
+    def threshold_of(self, name: str) -> float:
+        return (self.class_thresholds or {}).get(name, self.threshold)
 
     def labels(self, threshold: float | None = None) -> list[str]:
-        t = self.threshold if threshold is None else threshold
-        return [c for c, p in sorted(self.scores.items(), key=lambda kv: -kv[1]) if p >= t]
+        """Classes at or above their threshold, highest score first: the per-class thresholds when the
+        trace has them, else its single threshold; a threshold given here applies to every class."""
+        ranked = sorted(self.scores.items(), key=lambda kv: -kv[1])
+        if threshold is not None:
+            return [c for c, p in ranked if p >= threshold]
+        return [c for c, p in ranked if p >= self.threshold_of(c)]
 
     def top(self, n: int = 5) -> list[tuple[str, float]]:
         return sorted(self.scores.items(), key=lambda kv: -kv[1])[:n]
@@ -55,6 +64,7 @@ class AttentionTrace:
             "height": self.height,
             "labels": self.labels(),
             "threshold": self.threshold,
+            **({"class_thresholds": self.class_thresholds} if self.class_thresholds else {}),
             "scores": self.scores,
             "global_scores": self.global_scores,
             "max_step": self.max_step,
@@ -80,6 +90,8 @@ class AttentionTrace:
             max_step={k: int(v) for k, v in data.get("max_step", {}).items()},
             threshold=float(data.get("threshold", 0.5)),
             seconds=data.get("seconds"),
+            class_thresholds=({k: float(v) for k, v in data["class_thresholds"].items()}
+                              if data.get("class_thresholds") else None),
         )
 
 
@@ -89,10 +101,11 @@ def _round(x: float, nd: int = 5) -> float:
 
 def traces_from_output(output: RAMOutput, names: list[str], sizes: list[tuple[int, int]],
                        class_names: list[str], fuse_global: bool, threshold: float = 0.5,
-                       seconds: float | None = None, activation: str = "sigmoid") -> list[AttentionTrace]:
+                       seconds: float | None = None, activation: str = "sigmoid",
+                       class_thresholds: dict[str, float] | None = None) -> list[AttentionTrace]:
     """Turn a batch's RAMOutput into one AttentionTrace per image.  sizes: (width, height) each.
     activation: "sigmoid" (per class) or "softmax" (over classes; models trained with the paper's
-    loss), as RAMConfig.score_activation says."""
+    loss), as RAMConfig.score_activation says.  class_thresholds: per-class thresholds for labels."""
     act = (lambda x: x.float().softmax(-1)) if activation == "softmax" else (lambda x: torch.sigmoid(x.float()))
     fused = act(output.logits).cpu()
     glob = act(output.global_logits).cpu()
@@ -138,5 +151,6 @@ def traces_from_output(output: RAMOutput, names: list[str], sizes: list[tuple[in
             max_step={c: int(a) for c, a in zip(class_names, arg[i].tolist())},
             threshold=threshold,
             seconds=seconds,
+            class_thresholds=dict(class_thresholds) if class_thresholds else None,
         ))
     return traces

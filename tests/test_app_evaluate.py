@@ -74,7 +74,7 @@ def test_opens_the_default_evaluation_with_summary_and_per_class_table(app, setu
     table = app.dataframe[0].value
     assert table["class"].tolist() == CLASSES
     assert {"AP", "positives", "precision", "recall", "F1"} <= set(table.columns)
-    assert [t.label for t in app.tabs] == ["Per class", "Compare", "Browse", "Attention"]
+    assert [t.label for t in app.tabs] == ["Per class", "Compare", "Browse", "False labels", "Attention"]
 
 
 def test_threshold_and_comparison(app):

@@ -11,7 +11,7 @@ import sys
 
 from ..errors import RAMError
 
-COMMANDS = ("predict", "train", "evaluate", "info")
+COMMANDS = ("predict", "probe", "train", "evaluate", "thresholds", "info")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from .train import add_data_args
 
@@ -21,15 +22,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes decoding images")
     p.add_argument("--threshold", type=float, default=0.5, help="score at which a label counts as predicted")
+    p.add_argument("--single-threshold", action="store_true",
+                   help="ignore the checkpoint's per-class thresholds (by default, when it has them, the report "
+                        "adds CP..OF1 at them beside those at --threshold)")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N images (a quick look)")
     p.add_argument("--compress", action="store_true", help="write predictions.jsonl.gz")
     p.add_argument("--update-checkpoint", action="store_true",
                    help="store the evaluation summary in the checkpoint, if it has none yet")
+    p.add_argument("--occlusion", action="store_true",
+                   help="also test whether the attention matters (heads with steps): for each true positive, blank "
+                        "the region of the step that gave its score on the feature map, against a box of the same "
+                        "size at a random place, and the deletion curves; writes occlusion.json")
+    p.add_argument("--seed", type=int, default=0, help="where --occlusion's random boxes fall")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
 
-def _progress_bar(disable: bool):
+def _progress_bar(disable: bool, desc: str = "evaluate"):
     from tqdm import tqdm
 
     bar = None
@@ -37,7 +46,7 @@ def _progress_bar(disable: bool):
     def update(done: int, total: int, seconds: float) -> None:
         nonlocal bar
         if bar is None:
-            bar = tqdm(total=total, unit="img", desc="evaluate", disable=disable, file=sys.stderr,
+            bar = tqdm(total=total, unit="img", desc=desc, disable=disable, file=sys.stderr,
                        dynamic_ncols=True, smoothing=0.1)
         bar.update(done - bar.n)
         if done >= total:
@@ -54,6 +63,10 @@ def run(args: argparse.Namespace) -> int:
     split = args.split if args.split is not None else DEFAULT_SPLIT[args.data]
     predictor = Predictor.from_checkpoint(args.checkpoint, args.device)
     print(f"model: {predictor.info.source} on {device_label(predictor.device)}", file=sys.stderr)
+    if args.occlusion:  # before the evaluation, not after it
+        from ..occlusion import require_steps
+
+        require_steps(predictor.cfg)
     result, paths = evaluate_to_folder(
         predictor, args.data, args.root, split, args.out, batch_size=args.batch_size, workers=args.workers,
         threshold=args.threshold, skip_bad=args.skip_bad, limit=args.limit, compress=args.compress,
@@ -70,6 +83,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"not evaluated (the model does not know them): {', '.join(r['classes_not_in_model'])}",
               file=sys.stderr)
     print(f"wrote {paths['report']} and {paths['predictions']}")
+    from ..evaluation_extras import add_evaluation_extras
+    from ..occlusion import OCCLUSION_FILE, summary_line
+
+    extras = add_evaluation_extras(predictor, result, args.out, use_class_thresholds=not args.single_threshold,
+                                   occlusion=args.occlusion, seed=args.seed, batch_size=args.batch_size,
+                                   workers=args.workers, progress=_progress_bar(args.no_progress, "occlusion"))
+    if extras["at_class_thresholds"]:
+        a = extras["at_class_thresholds"]
+        print(f"at the checkpoint's per-class thresholds: CF1 {fmt(a['CF1'])}  OF1 {fmt(a['OF1'])}  "
+              f"(CP {fmt(a['CP'])}  CR {fmt(a['CR'])}; --single-threshold to leave them out)")
+    if extras["occlusion"]:
+        print(summary_line(extras["occlusion"]))
+        print(f"wrote {Path(args.out) / OCCLUSION_FILE}")
 
     if args.update_checkpoint:
         if predictor.info.evaluation:
@@ -78,3 +104,4 @@ def run(args: argparse.Namespace) -> int:
             update_evaluation(predictor.info.source, evaluation_summary(r))
             print(f"stored the evaluation summary in {predictor.info.source}")
     return 0
+

@@ -18,7 +18,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", help="a .safetensors checkpoint (default: the embedded default model)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
     p.add_argument("--json", action="store_true", help="one JSON object per image, one per line")
-    p.add_argument("--threshold", type=float, default=0.5, help="score above which a label is predicted")
+    p.add_argument("--threshold", type=float, default=0.5,
+                   help="score at or above which a label is predicted (classes without a threshold of their own)")
+    p.add_argument("--single-threshold", action="store_true",
+                   help="use --threshold for every class, even when the checkpoint has per-class thresholds")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--top", type=int, default=3, help="labels shown per step")
     p.set_defaults(run=run)
@@ -39,13 +42,17 @@ def format_trace(trace: AttentionTrace, top: int = 3) -> str:
 def run(args: argparse.Namespace) -> int:
     predictor = Predictor.from_checkpoint(args.checkpoint, args.device)
     predictor.batch_size = max(1, args.batch_size)
+    class_thresholds = None if args.single_threshold else predictor.info.class_thresholds
     if not args.json:
         print(f"model: {predictor.info.source} on {device_label(predictor.device)}", file=sys.stderr)
+        if class_thresholds:
+            print(f"labels: the checkpoint's per-class thresholds ({len(class_thresholds)} classes; "
+                  "--single-threshold to use --threshold for all)", file=sys.stderr)
     failed = 0
     pending: list = []
 
     def flush() -> None:
-        for trace in predictor.predict(pending, args.threshold):
+        for trace in predictor.predict(pending, args.threshold, class_thresholds):
             print(json.dumps(trace.to_json()) if args.json else format_trace(trace, args.top), flush=True)
         pending.clear()
 

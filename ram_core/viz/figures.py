@@ -233,10 +233,13 @@ def trajectory_figure(trace: AttentionTrace, classes: list[str] | None = None, t
     return fig
 
 
-def scores_figure(trace: AttentionTrace, threshold: float, n: int = 10, height: int | None = None) -> go.Figure:
-    """Horizontal bars of the n highest fused scores, labels (at or above the threshold) in colour."""
+def scores_figure(trace: AttentionTrace, threshold: float, n: int = 10, height: int | None = None,
+                  class_thresholds: dict[str, float] | None = None) -> go.Figure:
+    """Horizontal bars of the n highest fused scores, labels (at or above the threshold) in colour.
+    With class_thresholds, a class that has its own is a label at or above it (a black tick on its bar)."""
     top = trace.top(n)[::-1]  # plotly draws the first bar at the bottom
-    above = [p >= threshold for _, p in top]
+    own = class_thresholds or {}
+    above = [p >= own.get(c, threshold) for c, p in top]
     fig = go.Figure(go.Bar(
         x=[p for _, p in top], y=[c for c, _ in top], orientation="h",
         marker=dict(color=["#2ca02c" if a else "#c7c7c7" for a in above]),
@@ -244,6 +247,11 @@ def scores_figure(trace: AttentionTrace, threshold: float, n: int = 10, height: 
         hovertemplate="<b>%{y}</b>: %{x:.3f}<extra></extra>",
     ))
     fig.add_vline(x=threshold, line=dict(color="#d62728", dash="dash", width=1.5))
+    ticks = [(c, own[c]) for c, _ in top if c in own]
+    if ticks:
+        fig.add_trace(go.Scatter(x=[t for _, t in ticks], y=[c for c, _ in ticks], mode="markers", showlegend=False,
+                                 marker=dict(symbol="line-ns", size=18, line=dict(color="black", width=3)),
+                                 hovertemplate="<b>%{y}</b>: its own threshold %{x:.3f}<extra></extra>"))
     fig.update_layout(height=height or 60 + 26 * len(top), margin=dict(l=10, r=30, t=10, b=10),
                       meta=dict(kind="scores"))
     fig.update_xaxes(range=[0, 1.08], title_text="fused score")
