@@ -127,6 +127,10 @@ class RAMConfig:
     # attention a softmax over positions at temperature csra_temperature
     csra_lambda: float = 0.1
     csra_temperature: float = 1.0
+    # RAM head with a region classifier (region_skip): step 0, the whole map, also adds this times the
+    # class-specific attention pooling of the region classifier's class maps (CSRA's residual term,
+    # at csra_temperature); 0: off, as in the paper
+    global_attention: float = 0.0
     # at inference, average the logits of the image and its mirror image (boxes: the image's own)
     test_time_flip: bool = False
     freeze_backbone: bool = True
@@ -150,6 +154,8 @@ class RAMConfig:
             raise ValueError(f"imagenet_mode must be one of {', '.join(IMAGENET_MODES)}, got {self.imagenet_mode!r}")
         if self.region_encoder == "maxpool" and self.region_size % 2:
             raise ValueError(f"the maxpool region encoder needs an even region_size, got {self.region_size}")
+        if self.global_attention and not (self.head == "ram" and self.region_skip):
+            raise ValueError("global_attention needs the RAM head with region_skip (its region classifier scores the map)")
         if self.z_size < 0:
             raise ValueError(f"z_size must be 0 (none) or positive, got {self.z_size}")
         if self.transform_mode not in ("direct", "anchored", "evidence"):

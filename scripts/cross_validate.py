@@ -142,7 +142,7 @@ def main() -> None:
         for seed in args.seeds:
             t0 = time.perf_counter()
             res = cross_validate(cfg, recipe, use, targets, eval_masks, folds, seed=seed, train_masks=masks,
-                                 test_time_flip=tta, init=init)
+                                 test_time_flip=tta, init=init, log=lambda m: print(m, flush=True))
             summary = res.summary()
             summary.update(variant=name, flags=flags, tta=tta, config=cfg.to_dict(),
                            per_class_pooled_ap={c: (None if np.isnan(a) else round(float(a) * 100, 2))

@@ -14,7 +14,7 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "z_size": 0, "memory": True, "dropout": 0.3, "transform_mode": "direct", "init_scale": 0.5,
     "fuse_global": False, "imagenet_prior": False, "imagenet_mode": "prior", "region_skip": False,
     "csra_lambda": 0.1, "csra_temperature": 1.0, "test_time_flip": False,
-    "evidence_sigma": 0.25, "evidence_inhibition": 0.0,
+    "evidence_sigma": 0.25, "evidence_inhibition": 0.0, "global_attention": 0.0,
     "classification_loss": "bce", "anchor_weight": 0.1, "scale_weight": 0.1, "positive_weight": 0.1,
     "gamma": 1.0, "alpha": 0.5, "beta": 0.1,
 }
@@ -27,6 +27,7 @@ _FIELDS = {
     "fuse_global": "fuse_global", "imagenet_mode": "imagenet_mode", "region_skip": "region_skip",
     "csra_lambda": "csra_lambda", "csra_temperature": "csra_temperature", "test_time_flip": "test_time_flip",
     "evidence_sigma": "evidence_sigma", "evidence_inhibition": "evidence_inhibition",
+    "global_attention": "global_attention",
     "classification_loss": "loss.classification", "anchor_weight": "loss.anchor_weight",
     "scale_weight": "loss.scale_weight", "positive_weight": "loss.positive_weight", "gamma": "loss.gamma",
     "alpha": "loss.alpha", "beta": "loss.beta",
@@ -86,6 +87,9 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     m.add_argument("--region-skip", action=argparse.BooleanOptionalAction, default=None,
                    help="also score each region's pooled feature with a linear classifier (a skip around the LSTM)")
     m.add_argument("--csra-lambda", type=float, help=_d("csra_lambda"))
+    m.add_argument("--global-attention", type=float,
+                   help="RAM with --region-skip: step 0 adds this times a class-specific attention pooling of "
+                        "the region classifier's class maps (CSRA's term); 0 = off" + _d("global_attention"))
     m.add_argument("--csra-temperature", type=float, help=_d("csra_temperature"))
     m.add_argument("--test-time-flip", action=argparse.BooleanOptionalAction, default=None,
                    help="average the scores of each image and its mirror image at inference")

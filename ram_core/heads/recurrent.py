@@ -160,6 +160,13 @@ class RecurrentAttentionHead(nn.Module):
                 self.localizer.bias.copy_(torch.tensor(base))
         self.register_buffer("anchors", torch.tensor(cfg.anchors, dtype=torch.float32), persistent=False)
 
+    def attention_pooled(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, C_in, H, W) -> (B, classes): sum_x softmax_x(T s_c(x)) s_c(x), s_c(x) the region
+        classifier's score of class c at position x (CSRA's residual attention term)."""
+        w, b = self.region_classifier.weight, self.region_classifier.bias
+        maps = torch.matmul(w, features.flatten(2)) + b[:, None]  # (B, classes, H*W)
+        return ((self.cfg.csra_temperature * maps).softmax(-1) * maps).sum(-1)
+
     def next_transform(self, z: torch.Tensor, step: int, evidence: torch.Tensor | None,
                        visited: torch.Tensor | None = None) -> torch.Tensor:
         """(B, D) -> (B, 4) transform M_step of step `step` (1-based)."""
@@ -206,6 +213,9 @@ class RecurrentAttentionHead(nn.Module):
             regions = torch.stack(pooled, 1)  # (B, K+1, C_in)
             if self.region_classifier is not None:
                 logits = logits + self.region_classifier(self.dropout(regions))
+                if cfg.global_attention:  # step 0 also pools the class maps with class-specific attention
+                    logits = torch.cat([logits[:, :1] + cfg.global_attention * self.attention_pooled(features)[:, None],
+                                        logits[:, 1:]], 1)
             if self.prior is not None:
                 logits = logits + self.prior(regions.flatten(0, 1)).view(b, k_steps + 1, -1)
         steps = logits[:, 1:]  # (B, K, classes): s_1..s_K
