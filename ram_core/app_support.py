@@ -30,7 +30,8 @@ from .viz.render import display_copy
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES_DIR = ROOT / "assets" / "samples"
 PAGES_DIR = ROOT / "pages"
-PAGE_ICONS = {"Inspect": ":material/center_focus_strong:", "Evaluate": ":material/analytics:"}
+PAGE_ICONS = {"Inspect": ":material/center_focus_strong:", "Evaluate": ":material/analytics:",
+              "Train": ":material/model_training:"}
 ENV_CHECKPOINT = "RAM_STUDIO_CHECKPOINT"  # a checkpoint path used as the default model
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
 MAX_CHECKPOINTS_LISTED = 200
@@ -99,11 +100,30 @@ def default_checkpoint_path() -> Path:
 
 
 def default_folders() -> list[Path]:
-    """assets/ plus runs/ when it exists."""
+    """assets/ plus runs/ when it exists, plus the Train page's jobs folder when it is elsewhere
+    ($RAM_STUDIO_JOBS_DIR), so that a checkpoint trained in the app is listed."""
+    from .jobs.store import default_jobs_dir
+
     folders = [ROOT / "assets"]
     if (ROOT / "runs").is_dir():
         folders.append(ROOT / "runs")
+    jobs = default_jobs_dir()
+    if jobs.is_dir() and not any(f.resolve() == jobs.resolve() or f.resolve() in jobs.resolve().parents for f in folders):
+        folders.append(jobs)
     return folders
+
+
+def choose_checkpoint(path: Path, state: MutableMapping | None = None) -> None:
+    """Make `path` the sidebar's model on every page (the Train page's "Open in Inspect / Evaluate"),
+    adding its folder to the checkpoint folders when no listed folder holds it."""
+    state = st.session_state if state is None else state
+    store = state.setdefault(_STORE, {})
+    path = Path(path).resolve()
+    folders = parse_folders(store.get("folders") or folders_text(default_folders()))
+    if not any(f.resolve() in path.parents for f in folders):
+        folders.append(path.parent)
+    store["folders"] = folders_text(folders)
+    store["checkpoint"] = str(path)
 
 
 def folders_text(folders: Sequence[Path]) -> str:
