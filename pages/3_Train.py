@@ -54,12 +54,11 @@ def job_details(job, live: bool) -> None:
     status = job.status
     head, stop_col = st.columns([5, 1])
     head.markdown(f"{tv.STATE_ICONS.get(job.state, '')} **{job.name}** · {view.text}")
-    if live and job.state == "running":
-        if stop_col.button("Stop", key=f"train.stop.{job.id}", icon=":material/stop_circle:",
-                           help="Stop after the current batch. The last finished epoch is kept; Resume "
-                                "continues from it."):
-            queue.stop(job.id)
-            st.rerun()
+    if live and job.state == "running" and stop_col.button(
+            "Stop", key=f"train.stop.{job.id}", icon=":material/stop_circle:",
+            help="Stop after the current batch. The last finished epoch is kept; Resume continues from it."):
+        queue.stop(job.id)
+        st.rerun()
     m = st.columns(4)
     m[0].metric("Elapsed", view.elapsed)
     m[1].metric("Remaining", view.remaining if live else "—",
@@ -245,14 +244,14 @@ with recipe_col:
     epochs = o1.number_input("Epochs", 1, 1000, key="train.epochs")
     lr = o2.number_input("Learning rate", 1e-6, 1.0, key="train.lr", format="%.5f", step=1e-4)
     batch_size = o3.number_input("Batch size", 1, 1024, key="train.batch_size")
-    o4, o5, o6 = st.columns(3)
+    o4, o5, _ = st.columns(3)
     steps = o4.number_input("Attention steps K", 1, 20, key="train.steps", disabled=base["steps"] is None,
                             help="Recurrent steps after the global one." if base["steps"] is not None
                             else "This head has no attention steps.")
     input_size = o5.number_input("Input size (pixels)", 32, 1024, step=32, key="train.input_size")
     gpu = torch.cuda.is_available()
     keep("train.fine_tune", False)
-    fine_tune = o6.toggle("Fine-tune the backbone", key="train.fine_tune", disabled=not gpu,
+    fine_tune = st.toggle("Fine-tune the backbone on the GPU", key="train.fine_tune", disabled=not gpu,
                           help="Train the backbone too (images through it every step): needs a CUDA GPU. "
                                + ("" if gpu else "This machine has none: the backbone stays frozen and its "
                                   "features are extracted once."))

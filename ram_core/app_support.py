@@ -9,6 +9,7 @@ directly; model_picker / require_model render widgets and are tested through App
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import os
 import time
@@ -171,6 +172,35 @@ def file_key(path: Path) -> str:
     checkpoint rewritten by training is loaded again."""
     st_ = path.stat()
     return f"file:{path.resolve()}:{st_.st_size}:{st_.st_mtime_ns}"
+
+
+def checkpoint_map(path: Path) -> float | None:
+    """The mAP of a checkpoint's evaluation summary, read from its header alone (for the picker's
+    labels: a checkpoint trained on the Train page shows its validation mAP); None when it has none."""
+    try:
+        return _header_map(file_key(path))
+    except OSError:
+        return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _header_map(key: str) -> float | None:
+    import json
+    import struct
+
+    from .checkpoints import META_KEY
+
+    path = key.split(":", 1)[1].rsplit(":", 2)[0]  # file_key: "file:<path>:<size>:<mtime>"
+    try:
+        with open(path, "rb") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            if n > 16 * 2**20:
+                return None
+            meta = json.loads(f.read(n)).get("__metadata__", {}).get(META_KEY)
+        m = evaluation_map(json.loads(meta).get("evaluation")) if meta else None
+    except (OSError, ValueError, struct.error, AttributeError, TypeError):
+        return None
+    return None if m is None else (m if m > 1 else 100 * m)
 
 
 def blob_key(blob: bytes) -> str:
@@ -457,7 +487,8 @@ def model_picker() -> ModelState:
             return f"Default model · {default_path.name}{missing}"
         if option == UPLOAD_CHOICE:
             return "Upload a checkpoint…"  # a stable label: the widget's value is its label
-        return _short(Path(option))
+        m = checkpoint_map(Path(option))
+        return _short(Path(option)) + ("" if m is None else f" · mAP {m:.1f}")
 
     _restore(_W_CHOICE, store.get("checkpoint", DEFAULT_CHOICE), options)
     choice = sb.selectbox("Checkpoint", options, key=_W_CHOICE, format_func=label,

@@ -160,19 +160,20 @@ def curves_figure(history: list[dict[str, Any]], title: str = "") -> go.Figure:
         values = [r.get(key) for r in history]
         if any(v is not None for v in values):
             fig.add_trace(go.Scatter(x=epochs, y=values, name=name, mode="lines+markers",
-                                     line={"width": 3 if key == "loss_total" else 1.5, "color": color},
-                                     legendgroup="loss"), row=1, col=1)
+                                     line={"width": 3 if key == "loss_total" else 1.5, "color": color}),
+                          row=1, col=1)
     for key, name, dash in (("val_mAP", "mAP, all classes", "solid"),
                             ("val_mAP_selected", "mAP, classes with enough positives", "dot")):
         values = [r.get(key) for r in history]
         if any(v is not None for v in values):
             fig.add_trace(go.Scatter(x=epochs, y=values, name=name, mode="lines+markers",
-                                     line={"dash": dash, "color": MAP_COLOR}, legendgroup="map"), row=1, col=2)
+                                     line={"dash": dash, "color": MAP_COLOR}), row=1, col=2)
     fig.update_xaxes(title_text="epoch", dtick=1 if len(history) <= 15 else None)
     fig.update_yaxes(title_text="loss", row=1, col=1)
     fig.update_yaxes(title_text="mAP (%)", row=1, col=2)
-    fig.update_layout(height=340, margin={"l": 10, "r": 10, "t": 40, "b": 10}, title=title or None,
-                      legend={"orientation": "h", "y": -0.25}, meta={"kind": "train_curves", "epochs": len(history)})
+    fig.update_layout(height=360, margin={"l": 10, "r": 10, "t": 40, "b": 10}, title=title or None,
+                      legend={"orientation": "h", "yanchor": "top", "y": -0.2, "xanchor": "left", "x": 0},
+                      meta={"kind": "train_curves", "epochs": len(history)})
     return fig
 
 

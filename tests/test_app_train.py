@@ -64,7 +64,7 @@ def no_exception(at: AppTest) -> None:
 
 
 def test_the_page_previews_classes_with_counts_and_warns_about_rare_ones(jobs, photos, tmp_path):
-    root, classes = photos
+    root, _ = photos
     at = open_train(jobs)
     assert at.title[0].value == "Train"
     assert any("No training is running" in i.value for i in at.info)
@@ -159,7 +159,7 @@ def wait_until(at: AppTest, condition, timeout=180):
 
 
 def test_a_short_run_started_from_the_page_ends_with_curves_and_opens_in_evaluate(jobs, photos):
-    root, classes = photos
+    root, _ = photos
     at = open_train(jobs)
     at.text_input(key="train.root").set_value(str(root)).run()
     at.number_input(key="train.epochs").set_value(2)
@@ -187,7 +187,8 @@ def test_a_short_run_started_from_the_page_ends_with_curves_and_opens_in_evaluat
     # the new checkpoint is in the picker, with its evaluation
     picker = at.sidebar.selectbox(key="ram_studio.w.checkpoint")
     best = str(job.best_checkpoint.resolve())
-    assert best in picker.options
+    summary = jobs.get(job.id).status["summary"]
+    assert f"{best} · mAP {summary['mAP']:.1f}" in picker.options  # AppTest lists the labels
     at.button(key=f"train.evaluate.{job.id}").click().run()
     no_exception(at)
     assert at.title[0].value == "Evaluate"

@@ -157,7 +157,7 @@ def format_seconds(seconds: float | None) -> str:
     """12 -> '12 s', 95 -> '1 min 35 s', 4000 -> '1 h 07 min'; None -> '—'."""
     if seconds is None:
         return "—"
-    s = int(round(seconds))
+    s = round(seconds)
     if s < 60:
         return f"{s} s"
     if s < 3600:
