@@ -61,8 +61,9 @@ def job_details(job, live: bool) -> None:
         st.rerun()
     m = st.columns(4)
     m[0].metric("Elapsed", view.elapsed)
-    m[1].metric("Remaining", view.remaining if live else "—",
-                help="From the speed so far in the current phase.")
+    m[1].metric(view.remaining_label if live else "Remaining", view.remaining if live else "—",
+                help="From the speed so far: while features are extracted, the time to finish them (the "
+                     "epochs follow); then the time to finish every epoch.")
     m[2].metric("Best validation mAP", "—" if view.best_map is None else f"{view.best_map:.1f}")
     m[3].metric("Epochs done", view.epochs_done)
     if live and view.features is not None:
@@ -169,7 +170,9 @@ with data_col:
     if source == "upload":
         upload = st.file_uploader("A zip of photos with labels.csv or labels.json", type=["zip"], key="train.zip",
                                   help="Unpacked safely (no paths outside its folder, size and file-count limits, "
-                                       "every photo decoded) into the jobs folder.")
+                                       "every photo decoded) into the jobs folder. Uploads are limited to "
+                                       f"{st.get_option('server.maxUploadSize')} MB: for a larger dataset, give "
+                                       "its folder on this machine instead.")
         if upload is not None:
             try:
                 with st.spinner("Unpacking and checking the photos…"):

@@ -187,6 +187,7 @@ class ProgressView:
     epochs_text: str
     elapsed: str
     remaining: str
+    remaining_label: str  # "Remaining (features)" while only the extraction can be estimated
     best_map: float | None
     epochs_done: str  # "3 / 30"
 
@@ -219,14 +220,13 @@ def progress_view(job: Job, now: float | None = None) -> ProgressView:
         if in_epoch:
             epochs_text += f" · batch {batch} / {batches}"
     remaining = format_seconds(est["remaining"])
-    if est["remaining"] is not None and est["remaining_is_phase"]:
-        remaining += " + the epochs"
+    remaining_label = "Remaining (features)" if est["remaining"] is not None and est["remaining_is_phase"] else "Remaining"
     maps = [r.get("val_mAP") for r in history if r.get("val_mAP") is not None]
     text = PHASE_TEXT.get(phase, phase.capitalize()) if state in ACTIVE else state.capitalize()
     if state == STOPPING:
         text = "Stopping after the current batch"
     return ProgressView(phase, text, features, features_text, epochs, epochs_text, format_seconds(job.elapsed(now)),
-                        remaining, max(maps) if maps else None, f"{len(history)} / {epochs_total or '?'}")
+                        remaining, remaining_label, max(maps) if maps else None, f"{len(history)} / {epochs_total or '?'}")
 
 
 def _epochs_asked(job: Job) -> int | None:
