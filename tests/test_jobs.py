@@ -224,3 +224,10 @@ def test_remaining_time_follows_the_batch_rate():
     # 5 batches in 10 s; left: the rest of epoch 2 (3) and epochs 3-4 (8) = 11 batches = 22 s
     assert estimate(progress, now=20.0) == {"elapsed": 20.0, "remaining": pytest.approx(22.0),
                                             "remaining_is_phase": False}
+
+
+def test_a_job_keeps_its_own_output_folder_and_cache(photos, tmp_path):
+    root, _ = photos
+    for extra in (["--out", str(tmp_path / "elsewhere")], ["--cache-dir=/tmp/x"], ["--res"]):
+        with pytest.raises(JobError, match="is not an option of a job"):
+            tiny_spec(root, extra_args=extra).check()

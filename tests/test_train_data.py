@@ -95,3 +95,19 @@ def test_val_split_and_val_fraction_exclude_each_other(folder, tmp_path, capsys)
         main(["train", "--data", "folder", "--root", str(root), "--val-split", "x.csv", "--val-fraction", "0.2",
               "--out", str(tmp_path / "x")])
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_a_folder_validation_file_is_read_with_the_training_classes(folder, tmp_path):
+    from ram_core.cli.train import datasets_from_args
+    from ram_core.jobs.spec import parse_train_args
+
+    root, classes = folder
+    images = _images(root)
+    (root / "val_subset.csv").write_text("image,labels\n" + "".join(f"{i},circle\n" for i in images[:3]))
+    args = parse_train_args(["--data", "folder", "--root", str(root), "--val-split", "val_subset.csv", "--out", "x"])
+    train, val, data = datasets_from_args(args)
+    assert val.class_names == train.class_names == classes  # not just ['circle']
+    assert val.targets[:, classes.index("circle")].tolist() == [1, 1, 1] and data["val_images"] == 3
+    (root / "val_subset.csv").write_text("image,labels\n" + f"{images[0]},unicorn\n")
+    with pytest.raises(DatasetError, match=r"val_subset\.csv, line 2: unknown class name\(s\) 'unicorn'"):
+        datasets_from_args(args)

@@ -122,9 +122,13 @@ class JobSpec:
 
     def check(self) -> argparse.Namespace:
         """Parse the command line the job will run: a bad option is a JobError now, not in the job."""
+        for flag in ("--out", "--cache-dir", "--resume"):
+            if any(a == flag or a.startswith(flag + "=") for a in self.extra_args):
+                raise JobError(f"{flag} is not an option of a job: each job writes into its own folder and "
+                               "the app's feature cache; Resume continues a stopped job")
         args = parse_train_args(self.train_argv())
-        if args.resume:
-            raise JobError("--resume is not an option of a new job: use Resume on a stopped job")
+        if args.resume:  # an abbreviation such as --res
+            raise JobError("--resume is not an option of a job: Resume continues a stopped job")
         return args
 
     def to_dict(self) -> dict[str, Any]:

@@ -32,6 +32,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,8 +43,9 @@ from .spec import JobError, JobSpec
 
 try:
     import fcntl
-except ImportError:  # Windows: one app process, and its threads are serialised by _THREAD_LOCK
+except ImportError:  # Windows: no flock; the threads of one app process are serialised by _THREAD_LOCK
     fcntl = None  # type: ignore[assignment]
+_THREAD_LOCK = threading.RLock()
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 ENV_JOBS_DIR = "RAM_STUDIO_JOBS_DIR"  # where the app's training jobs live (default runs/train)
@@ -200,14 +202,16 @@ class JobQueue:
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         self.root.mkdir(parents=True, exist_ok=True)
+        if fcntl is None:
+            with _THREAD_LOCK:
+                yield
+            return
         with open(self.root / ".queue.lock", "a+") as f:
-            if fcntl is not None:
-                fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
             try:
                 yield
             finally:
-                if fcntl is not None:
-                    fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
     def _set_status(self, job: Job, **fields: Any) -> dict[str, Any]:
         status = {**job.status, **fields} if (job.dir / STATUS_FILE).is_file() else dict(fields)
