@@ -133,8 +133,9 @@ def jobs_panel() -> None:
     if waiting:
         st.markdown(f"**Waiting in the queue** ({len(waiting)}): they start one after the other.")
         st.dataframe(tv.queue_table(waiting), hide_index=True, width="stretch", key="train.queue")
-        cancel = st.selectbox("Cancel a waiting job", [None] + [j.id for j in waiting], key="train.cancel_pick",
-                              format_func=lambda i: "—" if i is None else queue.get(i).name)
+        names = {j.id: j.name for j in waiting}
+        cancel = st.selectbox("Cancel a waiting job", [None, *names], key="train.cancel_pick",
+                              format_func=lambda i: "—" if i is None else names.get(i, i))
         if cancel and st.button("Cancel it", key="train.cancel", icon=":material/cancel:"):
             queue.stop(cancel)
             st.rerun()
@@ -142,11 +143,12 @@ def jobs_panel() -> None:
     done = [j for j in queue.jobs() if j.state in ENDED]
     if done:
         st.subheader("Finished and stopped runs")
-        ids = [j.id for j in done]
+        by_id = {j.id: j for j in done}
+        ids = list(by_id)
         keep("train.selected", ids[0], ids)
-        picked = st.selectbox("Run", ids, key="train.selected", format_func=lambda i: tv.job_label(queue.get(i)))
+        picked = st.selectbox("Run", ids, key="train.selected", format_func=lambda i: tv.job_label(by_id[i]))
         remember("train.selected")
-        job = queue.get(picked)
+        job = by_id[picked]
         with st.container(border=True):
             job_details(job, live=False)
             finished_actions(job)

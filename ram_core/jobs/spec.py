@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import io
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -142,6 +143,11 @@ class JobSpec:
 def recipe_values(recipe: str) -> dict[str, Any]:
     """The main options as the recipe sets them: epochs, lr, batch_size (the `train` command's
     values), steps (K; None for heads without steps) and input_size (the recipe's config)."""
+    return dict(_recipe_values(recipe))
+
+
+@functools.lru_cache(maxsize=32)
+def _recipe_values(recipe: str) -> dict[str, Any]:
     from ..cli.train import config_from_args
 
     args = parse_train_args(["--data", "voc", "--root", ".", "--out", "OUT", *recipe_args(recipe)])
