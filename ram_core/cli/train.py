@@ -32,7 +32,7 @@ _FIELDS = {
 
 
 # The training split when --split is not given; a folder's None finds labels.csv / labels.json itself.
-DEFAULT_TRAIN_SPLIT = {"voc": "trainval", "coco": "train", "folder": None, "synthetic": "train"}
+DEFAULT_TRAIN_SPLIT = {"voc": "trainval", "coco": "train", "folder": None, "synthetic": "trainval"}
 
 
 def _d(name: str) -> str:
@@ -102,7 +102,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_data_args(p)
     p.add_argument("--split", default=None,
                    help="voc: trainval (default)/train/...; coco: train (default)/train2014/...; folder: the "
-                        "labels file (default: labels.csv or labels.json in --root); synthetic: train (default)")
+                        "labels file (default: labels.csv or labels.json in --root); synthetic: trainval (default)")
     val = p.add_mutually_exclusive_group()
     val.add_argument("--val-split", default=None, help="validation split; the best checkpoint is kept by its mAP")
     val.add_argument("--val-fraction", type=float, default=None,
