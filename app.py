@@ -37,6 +37,10 @@ with intro:
     if (app.PAGES_DIR / "2_Evaluate.py").is_file():
         st.page_link("pages/2_Evaluate.py", label="Evaluate", icon=":material/analytics:")
         st.caption("Score a checkpoint on a labelled dataset: per-class AP, mAP and the paper's metrics.")
+    if (app.PAGES_DIR / "3_Train.py").is_file():
+        st.page_link("pages/3_Train.py", label="Train", icon=":material/model_training:")
+        st.caption("Train or fine-tune on your own photos (a VOC or COCO folder, an image folder with a labels "
+                   "file, or a zip), with live curves; the new checkpoint opens in Inspect and Evaluate.")
     st.caption("From a terminal, `python -m ram_core predict photo.jpg --json` prints the same trace.")
 with model_col:
     st.markdown("#### Current model")

@@ -9,6 +9,7 @@ directly; model_picker / require_model render widgets and are tested through App
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import os
 import time
@@ -30,7 +31,8 @@ from .viz.render import display_copy
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES_DIR = ROOT / "assets" / "samples"
 PAGES_DIR = ROOT / "pages"
-PAGE_ICONS = {"Inspect": ":material/center_focus_strong:", "Evaluate": ":material/analytics:"}
+PAGE_ICONS = {"Inspect": ":material/center_focus_strong:", "Evaluate": ":material/analytics:",
+              "Train": ":material/model_training:"}
 ENV_CHECKPOINT = "RAM_STUDIO_CHECKPOINT"  # a checkpoint path used as the default model
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
 MAX_CHECKPOINTS_LISTED = 200
@@ -99,11 +101,30 @@ def default_checkpoint_path() -> Path:
 
 
 def default_folders() -> list[Path]:
-    """assets/ plus runs/ when it exists."""
+    """assets/ plus runs/ when it exists, plus the Train page's jobs folder when it is elsewhere
+    ($RAM_STUDIO_JOBS_DIR), so that a checkpoint trained in the app is listed."""
+    from .jobs.store import default_jobs_dir
+
     folders = [ROOT / "assets"]
     if (ROOT / "runs").is_dir():
         folders.append(ROOT / "runs")
+    jobs = default_jobs_dir()
+    if jobs.is_dir() and not any(f.resolve() == jobs.resolve() or f.resolve() in jobs.resolve().parents for f in folders):
+        folders.append(jobs)
     return folders
+
+
+def choose_checkpoint(path: Path, state: MutableMapping | None = None) -> None:
+    """Make `path` the sidebar's model on every page (the Train page's "Open in Inspect / Evaluate"),
+    adding its folder to the checkpoint folders when no listed folder holds it."""
+    state = st.session_state if state is None else state
+    store = state.setdefault(_STORE, {})
+    path = Path(path).resolve()
+    folders = parse_folders(store.get("folders") or folders_text(default_folders()))
+    if not any(f.resolve() in path.parents for f in folders):
+        folders.append(path.parent)
+    store["folders"] = folders_text(folders)
+    store["checkpoint"] = str(path)
 
 
 def folders_text(folders: Sequence[Path]) -> str:
@@ -151,6 +172,35 @@ def file_key(path: Path) -> str:
     checkpoint rewritten by training is loaded again."""
     st_ = path.stat()
     return f"file:{path.resolve()}:{st_.st_size}:{st_.st_mtime_ns}"
+
+
+def checkpoint_map(path: Path) -> float | None:
+    """The mAP of a checkpoint's evaluation summary, read from its header alone (for the picker's
+    labels: a checkpoint trained on the Train page shows its validation mAP); None when it has none."""
+    try:
+        return _header_map(file_key(path))
+    except OSError:
+        return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _header_map(key: str) -> float | None:
+    import json
+    import struct
+
+    from .checkpoints import META_KEY
+
+    path = key.split(":", 1)[1].rsplit(":", 2)[0]  # file_key: "file:<path>:<size>:<mtime>"
+    try:
+        with open(path, "rb") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            if n > 16 * 2**20:
+                return None
+            meta = json.loads(f.read(n)).get("__metadata__", {}).get(META_KEY)
+        m = evaluation_map(json.loads(meta).get("evaluation")) if meta else None
+    except (OSError, ValueError, struct.error, AttributeError, TypeError):
+        return None
+    return None if m is None else (m if m > 1 else 100 * m)
 
 
 def blob_key(blob: bytes) -> str:
@@ -439,7 +489,8 @@ def model_picker() -> ModelState:
             return f"Default model · {default_path.name}{missing}"
         if option == UPLOAD_CHOICE:
             return "Upload a checkpoint…"  # a stable label: the widget's value is its label
-        return _short(Path(option))
+        m = checkpoint_map(Path(option))
+        return _short(Path(option)) + ("" if m is None else f" · mAP {m:.1f}")
 
     _restore(_W_CHOICE, store.get("checkpoint", DEFAULT_CHOICE), options)
     choice = sb.selectbox("Checkpoint", options, key=_W_CHOICE, format_func=label,

@@ -76,7 +76,8 @@ def test_home_page_explains_the_model_and_shows_the_device(checkpoint, monkeypat
     assert any("CPU" in m.value for m in at.markdown)  # the device, on the page
     assert any("CPU" in c.value for c in at.sidebar.caption)  # and in the shared sidebar
     assert [p.label for p in at.sidebar.page_link] == ["Home", "Inspect", *(
-        ["Evaluate"] if (ROOT / "pages" / "2_Evaluate.py").is_file() else [])]
+        ["Evaluate"] if (ROOT / "pages" / "2_Evaluate.py").is_file() else []), *(
+        ["Train"] if (ROOT / "pages" / "3_Train.py").is_file() else [])]
 
 
 def test_upload_shows_boxes_trajectories_and_labels(inspect_page):

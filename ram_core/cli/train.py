@@ -1,4 +1,4 @@
-"""`train --data voc --root PATH --split trainval [--val-split val] --out DIR [--preset paper] ...`"""
+"""`train --data voc --root PATH --split trainval [--val-split val | --val-fraction 0.2] --out DIR [--preset paper] ...`"""
 
 from __future__ import annotations
 
@@ -32,6 +32,10 @@ _FIELDS = {
     "scale_weight": "loss.scale_weight", "positive_weight": "loss.positive_weight", "gamma": "loss.gamma",
     "alpha": "loss.alpha", "beta": "loss.beta",
 }
+
+
+# The training split when --split is not given; a folder's None finds labels.csv / labels.json itself.
+DEFAULT_TRAIN_SPLIT = {"voc": "trainval", "coco": "train", "folder": None, "synthetic": "trainval"}
 
 
 def _d(name: str) -> str:
@@ -107,8 +111,15 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a RAM (or baseline) head; from a feature cache by default")
     add_data_args(p)
-    p.add_argument("--split", default="trainval")
-    p.add_argument("--val-split", default=None, help="validation split; the best checkpoint is kept by its mAP")
+    p.add_argument("--split", default=None,
+                   help="voc: trainval (default)/train/...; coco: train (default)/train2014/...; folder: the "
+                        "labels file (default: labels.csv or labels.json in --root); synthetic: trainval (default)")
+    val = p.add_mutually_exclusive_group()
+    val.add_argument("--val-split", default=None, help="validation split; the best checkpoint is kept by its mAP")
+    val.add_argument("--val-fraction", type=float, default=None,
+                     help="hold out this fraction of the training images for validation (e.g. 0.2); which ones "
+                          "depends only on --split-seed and the image ids, and is written to config.json")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the --val-fraction split")
     p.add_argument("--out", required=True, help="output folder for checkpoints, config and log")
     p.add_argument("--min-positives", type=int, default=1,
                    help="the validation mAP that picks the best epoch averages the classes with at least "
@@ -165,24 +176,61 @@ def config_from_args(args: argparse.Namespace, class_names: list[str]) -> RAMCon
     return cfg.replace(**top, loss=LossConfig(**{**vars(cfg.loss), **loss}))
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..data import build_dataset
-    from ..training.loop import TrainOptions, train
+def datasets_from_args(args: argparse.Namespace):
+    """(train set, validation set or None, data record for config.json) from --data/--root/--split and
+    --val-split or --val-fraction.  A folder's validation labels are read with the training set's
+    classes, so the two share one column order (an unknown label there is an error naming it)."""
+    import os
 
-    train_set = build_dataset(args.data, args.root, args.split, skip_bad=args.skip_bad)
-    val_set = build_dataset(args.data, args.root, args.val_split, skip_bad=args.skip_bad) if args.val_split else None
-    for ds in (train_set, val_set):
-        if ds is not None and ds.skipped:
-            print(f"{ds.name}: skipped {len(ds.skipped)} malformed item(s), e.g. {ds.skipped[0]}")
-    cfg = config_from_args(args, list(train_set.class_names))
-    opts = TrainOptions(
+    from ..data import build_dataset
+    from ..data.splits import hold_out, split_digest
+
+    split = args.split if args.split is not None else DEFAULT_TRAIN_SPLIT[args.data]
+    val_fraction = getattr(args, "val_fraction", None)
+    train_set = build_dataset(args.data, args.root, split, skip_bad=args.skip_bad)
+    val_set = None
+    if args.val_split:
+        extra = {"class_names": train_set.class_names} if args.data == "folder" else {}
+        val_set = build_dataset(args.data, args.root, args.val_split, skip_bad=args.skip_bad, **extra)
+    if split is None and getattr(train_set, "labels_file", None) is not None:
+        split = train_set.labels_file.name  # the labels file a folder was read from
+    if not args.val_split and val_fraction is not None:
+        skipped = train_set.skipped
+        train_set, val_set = hold_out(train_set, val_fraction, args.split_seed)
+        train_set.skipped = skipped
+    data = {"kind": args.data, "root": os.path.abspath(args.root), "split": split,
+            "val_split": args.val_split, "val_fraction": val_fraction,
+            "split_seed": args.split_seed if val_fraction is not None else None,
+            "train_images": len(train_set), "val_images": len(val_set) if val_set is not None else 0,
+            "val_ids": split_digest(val_set.ids) if val_set is not None else None}
+    return train_set, val_set, data
+
+
+def options_from_args(args: argparse.Namespace, train_set, data: dict[str, Any]):
+    """The TrainOptions of a parsed `train` command line."""
+    from ..training.loop import TrainOptions
+
+    split = f"split={data['split']}"
+    if data.get("val_fraction") is not None:
+        split += f" minus {100 * data['val_fraction']:g}% held out (split seed {data['split_seed']})"
+    return TrainOptions(
         out_dir=args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, backbone_lr=args.backbone_lr,
         weight_decay=args.weight_decay, seed=args.seed, views=("orig",) if args.no_flip else ("orig", "hflip"),
         use_cache=not args.fine_tune, cache_dir=args.cache_dir, workers=args.workers, device=args.device,
         resume=args.resume, backbone_weights=args.backbone_weights, min_positives=args.min_positives,
-        data_description=f"{args.data}:{args.root} split={args.split} ({len(train_set)} images)",
+        data_description=f"{args.data}:{args.root} {split} ({len(train_set)} images)", data=data,
     )
-    result = train(cfg, opts, train_set, val_set)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..training.loop import train
+
+    train_set, val_set, data = datasets_from_args(args)
+    for ds in (train_set, val_set):
+        if ds is not None and ds.skipped:
+            print(f"{ds.name}: skipped {len(ds.skipped)} malformed item(s), e.g. {ds.skipped[0]}")
+    cfg = config_from_args(args, list(train_set.class_names))
+    result = train(cfg, options_from_args(args, train_set, data), train_set, val_set)
     if val_set is not None:
         print(f"best checkpoint: {result['best_checkpoint']} (validation mAP {result['best']:.2f})")
     else:

@@ -62,21 +62,33 @@ def _pick(header: list[str], names: Sequence[str]) -> int | None:
 def read_csv_rows(path: Path, bad: BadItems) -> tuple[list[Row], list[str] | None]:
     """Rows of a CSV labels file, and the class columns when it has one column per class."""
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    try:
-        table = [r for r in csv.reader(io.StringIO(_read_text(path)), delimiter=delimiter) if any(c.strip() for c in r)]
-    except csv.Error as exc:
-        raise DatasetError(f"{path}: cannot parse the CSV ({exc})") from None
+    # (line number where the record starts, record): quoted fields may span lines, blank lines are
+    # skipped, and every message names the line a user sees in an editor
+    table: list[tuple[int, list[str]]] = []
+    reader = csv.reader(io.StringIO(_read_text(path)), delimiter=delimiter, strict=True)
+    while True:
+        start = reader.line_num + 1
+        try:
+            record = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            hint = " (a quote that is never closed?)" if "end of data" in str(exc) or '"' in str(exc) else ""
+            raise DatasetError(f"{path}, line {start}: cannot parse the CSV ({exc}){hint}") from None
+        if any(c.strip() for c in record):
+            table.append((start, record))
     if not table:
         raise DatasetError(f"{path}: the labels file is empty")
-    header = [c.strip().lower() for c in table[0]]
+    header_line, first = table[0]
+    header = [c.strip().lower() for c in first]
     image_col = _pick(header, IMAGE_COLUMNS)
     if image_col is None:
         raise DatasetError(f"{path}: the first row must be a header naming the image column "
-                           f"('image,labels' or 'image,<class>,...'), got {','.join(table[0])!r}")
+                           f"('image,labels' or 'image,<class>,...'), got {','.join(first)!r} on line {header_line}")
     label_col = _pick(header, LABEL_COLUMNS) if len(header) == 2 else None
     class_cols = None if label_col is not None else [k for k in range(len(header)) if k != image_col]
     rows: list[Row] = []
-    for line, record in enumerate(table[1:], start=2):
+    for line, record in table[1:]:
         where = f"{path}, line {line}"
         record = [c.strip() for c in record]
         if len(record) != len(header) or not record[image_col]:
@@ -89,14 +101,14 @@ def read_csv_rows(path: Path, bad: BadItems) -> tuple[list[Row], list[str] | Non
         for k in class_cols:
             value = record[k].lower()
             if value not in _TRUE | _FALSE:
-                bad.report(f"{where}: column {table[0][k].strip()!r} must be 0 or 1, got {record[k]!r}")
+                bad.report(f"{where}: column {first[k].strip()!r} must be 0 or 1, got {record[k]!r}")
                 ok = False
                 break
             if value in _TRUE:
-                labels.append(table[0][k].strip())
+                labels.append(first[k].strip())
         if ok:
             rows.append((record[image_col], labels, where))
-    columns = [table[0][k].strip() for k in class_cols] if class_cols is not None else None
+    columns = [first[k].strip() for k in class_cols] if class_cols is not None else None
     return rows, columns
 
 
@@ -105,7 +117,7 @@ def read_json_rows(path: Path, bad: BadItems) -> list[Row]:
     try:
         data: Any = json.loads(_read_text(path))
     except json.JSONDecodeError as exc:
-        raise DatasetError(f"{path}: cannot parse the JSON ({exc})") from None
+        raise DatasetError(f"{path}: cannot parse the JSON at line {exc.lineno}, column {exc.colno} ({exc.msg})") from None
     if isinstance(data, dict):
         items = [(image, labels, f"{path}, key {image!r}") for image, labels in data.items()]
     elif isinstance(data, list):

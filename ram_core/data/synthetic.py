@@ -188,3 +188,38 @@ def read_class_names(root: str | os.PathLike) -> list[str]:
     if not path.is_file():
         raise DatasetError(f"{path}: not found (is {root} a dataset written by make_synthetic_voc?)")
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+def make_synthetic_folder(
+    out_dir: str | os.PathLike,
+    num_images: int,
+    image_size: int = 96,
+    classes: Sequence[str] = ("circle", "square", "triangle"),
+    seed: int = 0,
+    max_objects: int = 2,
+    labels_format: str = "csv",
+) -> tuple[Path, list[str]]:
+    """Write `num_images` scenes as an image folder with labels.csv (`image,labels`, labels joined by
+    ';') or labels.json ({image: [labels]}), the layout `FolderDataset` and the Train page read."""
+    classes = list(classes)
+    unknown = [c for c in classes if c not in SHAPE_STYLES]
+    if unknown or not classes:
+        raise ValueError(f"classes must be names from {sorted(SHAPE_STYLES)}, got {classes}")
+    if labels_format not in ("csv", "json"):
+        raise ValueError(f"labels_format must be 'csv' or 'json', got {labels_format!r}")
+    root = Path(out_dir)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    labels: dict[str, list[str]] = {}
+    for k in range(num_images):
+        pixels, objects = render_scene(rng, image_size, classes, max_objects)
+        name = f"images/{k:05d}.jpg"
+        Image.fromarray(pixels, "RGB").save(root / name, quality=90)
+        labels[name] = sorted({obj[0] for obj in objects})
+    if labels_format == "csv":
+        (root / "labels.csv").write_text("image,labels\n" + "".join(f"{n},{';'.join(v)}\n" for n, v in labels.items()))
+    else:
+        import json
+
+        (root / "labels.json").write_text(json.dumps(labels, indent=1))
+    return root, classes

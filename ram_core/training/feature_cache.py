@@ -110,19 +110,31 @@ class FeatureCache:
 
     def get_or_build(self, backbone: torch.nn.Module, dataset, cfg: RAMConfig, view: str, device: torch.device,
                      weights: str, batch_size: int = 16, workers: int = 0,
-                     log: Callable[[str], None] = print) -> np.ndarray:
+                     log: Callable[[str], None] = print,
+                     progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """The features of every image of `dataset`; `progress(done, total)` follows the extraction
+        (called once with done == total on a cache hit) and may raise to stop it."""
         key = cache_key(cfg, dataset.name, list(dataset.ids), view, weights)
         feats, bad = self.load(key)
         if feats is not None and not bad:
             log(f"feature cache hit: {dataset.name} {view} ({feats.shape[0]} images) in {self.entry(key)}")
+            if progress:
+                progress(len(feats), len(feats))
             return feats
         if feats is not None:
             log(f"feature cache: {len(bad)} damaged entr{'y' if len(bad) == 1 else 'ies'} in {self.entry(key)}; recomputing them")
-            feats[bad] = extract_features(backbone, dataset, cfg, view, device, bad, batch_size, workers)
+            feats[bad] = extract_features(backbone, dataset, cfg, view, device, bad, batch_size, workers,
+                                          progress=progress)
         else:
             log(f"extracting {cfg.backbone} features: {dataset.name} {view} ({len(dataset)} images)")
-            feats = extract_features(backbone, dataset, cfg, view, device, None, batch_size, workers,
-                                     progress=_progress_bar(len(dataset), f"features {view}"))
+            bar = _progress_bar(len(dataset), f"features {view}")
+
+            def both(done: int, total: int) -> None:
+                bar(done, total)
+                if progress:
+                    progress(done, total)
+
+            feats = extract_features(backbone, dataset, cfg, view, device, None, batch_size, workers, progress=both)
         self.save(key, feats, {"dataset": dataset.name, "view": view, "backbone": cfg.backbone,
                                "input_size": cfg.input_size, "ids": list(dataset.ids)})
         return feats

@@ -53,7 +53,14 @@ class TrainOptions:
     backbone_weights: str | None = None
     data_description: str = ""
     min_positives: int = 1  # classes with fewer validation positives are left out of the mAP
+    # what data the run used (kind, root, splits, a held-out fraction and its seed): kept in config.json
+    data: dict[str, Any] = field(default_factory=dict)
     log: Callable[[str], None] | None = field(default=None, repr=False)
+    # called with a dict between batches: {"phase": "features", "dataset", "view", "done", "total"},
+    # {"phase": "epoch", "epoch", "epochs", "batch", "batches"} and {"phase": "epoch_end", "epoch",
+    # "epochs", "record"} once the epoch is saved.  It may raise to stop the run (the app's Stop): what
+    # is on disk is then the last finished epoch, which --resume continues from.
+    progress: Callable[[dict[str, Any]], None] | None = field(default=None, repr=False)
 
 
 class CachedFeatures(Dataset):
@@ -128,6 +135,7 @@ def train(cfg: RAMConfig, opts: TrainOptions, train_set, val_set=None) -> dict[s
 
     rank, world = _distributed()
     log = opts.log or (print if rank == 0 else (lambda *_: None))
+    progress = opts.progress if rank == 0 and opts.progress is not None else (lambda _event: None)
     device = resolve_device(opts.device)
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
@@ -137,7 +145,7 @@ def train(cfg: RAMConfig, opts: TrainOptions, train_set, val_set=None) -> dict[s
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         _atomic_write(out / "config.json", json.dumps(
-            {"config": cfg.to_dict(), "options": {k: v for k, v in asdict(opts).items() if k != "log"}},
+            {"config": cfg.to_dict(), "options": {k: v for k, v in asdict(opts).items() if k not in ("log", "progress")}},
             indent=2, default=str).encode())
 
     if list(train_set.class_names) != list(cfg.class_names):
@@ -157,7 +165,10 @@ def train(cfg: RAMConfig, opts: TrainOptions, train_set, val_set=None) -> dict[s
             # rank 0 builds the cache; the others wait, then read it
             if world > 1 and rank != 0:
                 dist.barrier()
-            feats = cache.get_or_build(backbone, ds, cfg, view, device, weights_id, log=log)
+            feats = cache.get_or_build(backbone, ds, cfg, view, device, weights_id, log=log,
+                                       progress=lambda done, total: progress(
+                                           {"phase": "features", "dataset": ds.name, "view": view,
+                                            "done": done, "total": total}))
             if world > 1 and rank == 0:
                 dist.barrier()
             return feats
@@ -229,7 +240,9 @@ def train(cfg: RAMConfig, opts: TrainOptions, train_set, val_set=None) -> dict[s
         model.train()
         sums: dict[str, float] = {}
         n = 0
-        for x, y, m, _ in tqdm(loader, desc=f"epoch {epoch + 1}/{opts.epochs}", leave=False, disable=None if rank == 0 else True):
+        progress({"phase": "epoch", "epoch": epoch + 1, "epochs": opts.epochs, "batch": 0, "batches": len(loader)})
+        for batch, (x, y, m, _) in enumerate(tqdm(loader, desc=f"epoch {epoch + 1}/{opts.epochs}", leave=False,
+                                                  disable=None if rank == 0 else True), start=1):
             x, y, m = x.to(device, non_blocking=True), y.to(device), m.to(device)
             with autocast_for(device):
                 output = net(x)
@@ -241,6 +254,8 @@ def train(cfg: RAMConfig, opts: TrainOptions, train_set, val_set=None) -> dict[s
             for k, v in terms.as_floats().items():
                 sums[k] = sums.get(k, 0.0) + v * len(x)
             n += len(x)
+            progress({"phase": "epoch", "epoch": epoch + 1, "epochs": opts.epochs, "batch": batch,
+                      "batches": len(loader)})
         record: dict[str, Any] = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
                                   **{f"loss_{k}": v / max(n, 1) for k, v in sums.items()}}
         if rank == 0:
@@ -274,6 +289,7 @@ def train(cfg: RAMConfig, opts: TrainOptions, train_set, val_set=None) -> dict[s
             val_txt = f"  val mAP {record['val_mAP_selected']:.2f}" if record.get("val_mAP_selected") is not None else ""
             log(f"epoch {epoch + 1}/{opts.epochs}  loss {record['loss_total']:.4f} "
                 f"(cls {record['loss_classification']:.4f}){val_txt}  {record['seconds']:.1f}s")
+            progress({"phase": "epoch_end", "epoch": epoch + 1, "epochs": opts.epochs, "record": record})
         if world > 1:
             dist.barrier()
     return {"best": best, "best_checkpoint": str(out / "best.safetensors"), "history": history, "model": model}
