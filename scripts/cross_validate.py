@@ -66,6 +66,8 @@ def split_flags(flags: list[str]) -> tuple[list[str], Recipe]:
             i += 1
         elif flags[i] == "--tta":
             i += 1
+        elif flags[i] == "--drop-group":  # experiment: no ImageNet group (prior, init) for this class
+            i += 2
         else:
             model.append(flags[i])
             i += 1
@@ -106,6 +108,7 @@ def main() -> None:
     p.add_argument("--fold-seed", type=int, default=0)
     p.add_argument("--out", default="runs/cv")
     p.add_argument("--cache-dir", default="cache/features")
+    p.add_argument("--only-folds", type=int, nargs="+", help="quick look at these folds only (not a CV result)")
     p.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="flags added to every variant")
     args = p.parse_args()
     torch.set_num_threads(int(os.environ.get("RAM_THREADS", "2")))
@@ -113,7 +116,9 @@ def main() -> None:
     out_root = Path(args.out)
     data = None
     for name in args.variants:
-        flags = VARIANTS.get(name, name.split()) + args.extra
+        words = name.split()
+        # "NAME --more flags": a named variant with changes; anything else is the flags themselves
+        flags = (VARIANTS[words[0]] + words[1:] if words[0] in VARIANTS else words) + args.extra
         model_flags, recipe = split_flags(flags)
         tta = "--tta" in flags
         targs = parser.parse_args(["train", "--data", "voc", "--root", args.root, "--out", "x", *model_flags])
@@ -129,6 +134,10 @@ def main() -> None:
             classifier = build_backbone(base_cfg.backbone, None).imagenet_classifier
             data = True
         cfg = config_from_args(targs, list(ds.class_names))
+        dropped = [flags[i + 1] for i, f in enumerate(flags) if f == "--drop-group"]
+        if dropped and cfg.imagenet_groups:
+            cfg = cfg.replace(imagenet_groups=[[] if c in dropped else g
+                                               for c, g in zip(cfg.class_names, cfg.imagenet_groups)])
 
         def init(head, cfg=cfg):
             if cfg.imagenet_groups:
@@ -142,7 +151,11 @@ def main() -> None:
         for seed in args.seeds:
             t0 = time.perf_counter()
             res = cross_validate(cfg, recipe, use, targets, eval_masks, folds, seed=seed, train_masks=masks,
-                                 test_time_flip=tta, init=init, log=lambda m: print(m, flush=True))
+                                 test_time_flip=tta, init=init, log=lambda m: print(m, flush=True),
+                                 only_folds=args.only_folds)
+            if args.only_folds:
+                print(f"{name:40s} seed {seed}: folds {args.only_folds} mAP {res.fold_mAP}", flush=True)
+                continue
             summary = res.summary()
             summary.update(variant=name, flags=flags, tta=tta, config=cfg.to_dict(),
                            per_class_pooled_ap={c: (None if np.isnan(a) else round(float(a) * 100, 2))

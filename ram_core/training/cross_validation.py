@@ -199,7 +199,7 @@ def cross_validate(cfg: RAMConfig, recipe: Recipe, views: list[np.ndarray], targ
                    eval_masks: np.ndarray, folds: np.ndarray, seed: int = 0, train_masks: np.ndarray | None = None,
                    test_time_flip: bool = False, min_positives: int = 5,
                    init: Callable[[torch.nn.Module], None] | None = None,
-                   log: Callable[[str], None] | None = None) -> CVResult:
+                   log: Callable[[str], None] | None = None, only_folds: list[int] | None = None) -> CVResult:
     """Train on all folds but one, score the one left out, for every fold.
 
     views[0] is the photos' features, views[1] (optional) their mirror images'.  The mAP of a fold is
@@ -213,6 +213,8 @@ def cross_validate(cfg: RAMConfig, recipe: Recipe, views: list[np.ndarray], targ
     parts: dict[int, RAMOutput] = {}
     fold_map = []
     for f in sorted(set(folds.tolist())):
+        if only_folds is not None and f not in only_folds:  # quick looks only: not a CV result
+            continue
         tr, te = np.flatnonzero(folds != f), np.flatnonzero(folds == f)
         head = fit_head(cfg, recipe, [v[tr] for v in views], targets[tr], train_masks[tr], seed=seed, init=init)
         mirrored = views[1][te] if (test_time_flip and len(views) > 1) else None
@@ -223,6 +225,9 @@ def cross_validate(cfg: RAMConfig, recipe: Recipe, views: list[np.ndarray], targ
         fold_map.append(float(np.nanmean(ap[selected]) * 100))
         if log:
             log(f"  fold {f}: mAP {fold_map[-1]:.2f}  ({time.perf_counter() - t0:.0f} s)")
+    if only_folds is not None:
+        return CVResult(cfg, recipe, seed, folds, parts[min(parts)], np.zeros(0), fold_map, np.zeros(0),
+                        selected, time.perf_counter() - t0, {"only_folds": only_folds})
     # reassemble in photo order
     order = np.concatenate([np.flatnonzero(folds == f) for f in sorted(parts)])
     stacked = RAMOutput(*(torch.cat([getattr(parts[f], name) for f in sorted(parts)]) for name in
