@@ -34,7 +34,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from . import metrics
-from .attention_stats import box_hit_rates
+from .attention_stats import box_hit_rates, step_diversity
 from .config import RAMConfig
 from .errors import DatasetError, RAMError
 from .inference import ImageTransform, Predictor
@@ -236,6 +236,34 @@ def evaluate_dataset(
 
     outputs = RAMOutput(*(torch.cat([getattr(p, f) for p in parts]) for f in
                           ("logits", "global_logits", "step_logits", "transforms")))
+    return score_outputs(outputs, cfg, dataset, kept, sizes, threshold=threshold, info=predictor.info,
+                         dataset_info=dataset_info, device=str(device), seconds=seconds, skipped=skipped)
+
+
+def score_outputs(
+    outputs: RAMOutput,
+    cfg: RAMConfig,
+    dataset,
+    kept: list[int],
+    sizes: list[tuple[int, int]],
+    *,
+    threshold: float = 0.5,
+    info=None,
+    dataset_info: dict[str, Any] | None = None,
+    device: str = "cpu",
+    seconds: float = 0.0,
+    skipped: list[str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> EvaluationResult:
+    """An EvaluationResult from a model's raw outputs on dataset items `kept` (in that order).
+
+    evaluate_dataset calls it after running the model; scripts/bundle_cv_evaluation.py calls it on
+    out-of-fold outputs (every photo scored by a model that never saw it).  sizes: decoded (width,
+    height) per kept item, the frame of the trace's pixel boxes.  info: the checkpoint's LoadInfo
+    (source, provenance), or None.  extra: more report fields (e.g. how the outputs were made).
+    """
+    n = len(dataset)
+    classes, model_cols, data_cols = _align_classes(list(cfg.class_names), list(dataset.class_names))
     idx = np.asarray(kept)
     targets = np.asarray(dataset.targets, np.float32)[idx][:, data_cols]
     eval_masks = np.asarray(dataset.eval_masks, np.float32)[idx][:, data_cols]
@@ -256,25 +284,28 @@ def evaluate_dataset(
     if outputs.transforms.shape[1] and any(boxes):
         # Hit rates against the annotation's frame (boxes are in its pixels), else the decoded size.
         ann_sizes = [dataset.image_sizes[i] or sizes[j] for j, i in enumerate(kept)]
-        report["box_hit_rates"] = _nan_to_none(box_hit_rates(
-            transform_to_box(outputs.transforms).numpy(), boxes, ann_sizes))
+        step_boxes = transform_to_box(outputs.transforms).numpy()
+        report["box_hit_rates"] = _nan_to_none(box_hit_rates(step_boxes, boxes, ann_sizes))
+        # Do the steps find different objects? (photos with two or more annotated objects)
+        report["step_diversity"] = _nan_to_none(step_diversity(step_boxes, boxes, ann_sizes))
 
     all_targets = np.asarray(dataset.targets)[idx] > 0.5
     all_masks = np.asarray(dataset.eval_masks)[idx] > 0
-    info = predictor.info
     report.update(
         format=FORMAT,
         class_names=classes,
-        checkpoint=str(info.source),
+        checkpoint=str(info.source) if info is not None else None,
         model=model_summary(cfg),
-        provenance={k: info.provenance.get(k) for k in ("data", "date", "git_commit") if k in info.provenance},
+        provenance=({k: info.provenance.get(k) for k in ("data", "date", "git_commit") if k in info.provenance}
+                    if info is not None else {}),
         dataset={"name": getattr(dataset, "name", "dataset"), "num_images": n, **(dataset_info or {})},
         classes_not_in_model=[c for c in dataset_classes if c not in classes],
-        skipped=skipped,
-        device=str(device),
+        skipped=list(skipped or []),
+        device=device,
         seconds=round(seconds, 3),
         images_per_second=round(len(kept) / seconds, 2) if seconds > 0 else None,
         date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **(extra or {}),
     )
     report = _nan_to_none(report)
     return EvaluationResult(
