@@ -94,6 +94,7 @@ def model_summary(cfg: RAMConfig) -> dict[str, Any]:
         "memory": cfg.memory,
         "score_activation": cfg.score_activation,
         "test_time_flip": cfg.test_time_flip,
+        "feature_norm": cfg.feature_norm,
         "num_classes": cfg.num_classes,
         "anchors": cfg.anchors if cfg.num_attention_steps else [],  # (t_x, t_y) per step, [-1, 1] frame
         "init_scale": cfg.init_scale,

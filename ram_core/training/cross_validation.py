@@ -25,6 +25,7 @@ import torch
 
 from .. import metrics
 from ..config import RAMConfig
+from ..feature_norm import set_feature_stats
 from ..losses import ram_loss
 from ..model import RAMOutput, average_with_mirror, build_head, probabilities
 from .loop import _lr_lambda
@@ -114,6 +115,7 @@ def fit_head(cfg: RAMConfig, recipe: Recipe, views: list[np.ndarray], targets: n
     head = build_head(cfg)
     if init is not None:
         init(head)
+    set_feature_stats(head, views[0])
     batches = ViewBatches(views if recipe.flip_views else views[:1], targets, masks, recipe.batch_size, seed)
     params = [p for p in head.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
