@@ -93,7 +93,39 @@ def departures_from_paper(cfg: RAMConfig) -> list[dict[str, Any]]:
     return out
 
 
-PRESETS = {"paper": paper_config}
+def default_config(class_names: list[str], backbone: str = "tf_efficientnet_lite0", input_size: int = 448,
+                   num_steps: int = PAPER_STEPS, **changes: Any) -> RAMConfig:
+    """The project's default model: the recipe chosen by 5-fold cross-validation on the VOC photos
+    (assets/MODEL_CARD.md has the table of what each choice adds).  Paper's structure, plus: the
+    evidence localizer, a region classifier and the ImageNet prior on every region (classes with an
+    ImageNet group), CSRA's attention term on the global step, and the image's scores as the mean of
+    the global step's and the steps' max."""
+    from .imagenet_prior import groups_for
+
+    spec = get_backbone_spec(backbone)
+    # VGG16 is cut at conv5_3, without its classifier: no ImageNet groups there
+    groups = groups_for(class_names) if backbone != "vgg16" else []
+    cfg = RAMConfig(
+        class_names=list(class_names), backbone=backbone, input_size=input_size, mean=spec.mean, std=spec.std,
+        head="ram", preset="default", num_steps=num_steps,
+        region_size=7, region_encoder="flatten", region_channels=64, embed_dim=256, hidden_size=256, z_size=0,
+        memory=True, dropout=0.3, region_skip=True,
+        transform_mode="evidence", init_scale=0.5, evidence_sigma=0.25, evidence_inhibition=0.0,
+        fuse_global=False, fusion=DEFAULT_FUSION, global_attention=DEFAULT_GLOBAL_ATTENTION,
+        imagenet_groups=groups if any(groups) else None, imagenet_mode="prior+init",
+        test_time_flip=DEFAULT_TEST_TIME_FLIP, freeze_backbone=True,
+        loss=LossConfig(classification="bce", gamma=1.0, scale_weight=0.1, anchor_weight=0.1, positive_weight=0.1,
+                        alpha=PAPER_ALPHA, beta=PAPER_BETA),
+    )
+    return cfg.replace(**changes) if changes else cfg
+
+
+# The default model's choices that cross-validation decided (assets/MODEL_CARD.md)
+DEFAULT_FUSION = "average"
+DEFAULT_GLOBAL_ATTENTION = 0.1
+DEFAULT_TEST_TIME_FLIP = True
+
+PRESETS = {"paper": paper_config, "default": default_config}
 
 
 def preset_config(name: str, class_names: list[str], **kwargs: Any) -> RAMConfig:
