@@ -157,8 +157,9 @@ def test_paper_preset_numbers_one_by_one():
     vgg = RAMConfig.paper(CLASSES, backbone="vgg16")
     assert (vgg.region_channels, vgg.embed_dim, vgg.hidden_size, vgg.z_size) == (0, 4096, 4096, 4096)
     assert departures_from_paper(vgg) == []
+    assert vgg.feature_norm is False and cfg.feature_norm is True  # a frozen Lite0 map is standardised
     assert {d["field"] for d in departures_from_paper(cfg)} == {"backbone", "region_channels", "embed_dim",
-                                                                "hidden_size", "z_size"}
+                                                                "hidden_size", "z_size", "feature_norm"}
 
 
 def test_paper_loss_is_the_papers_sum_on_a_paper_head():
