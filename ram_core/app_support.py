@@ -25,12 +25,11 @@ from PIL import Image
 from .errors import CheckpointError, ImageReadError
 from .imageio import open_image
 from .inference import DEFAULT_CHECKPOINT, Predictor, device_label, resolve_device
+from .locations import ASSETS_DIR, PAGES_DIR, SAMPLES_DIR, display_path, resolve_user_path, work_dir
 from .trace import AttentionTrace
 from .viz.render import display_copy
 
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLES_DIR = ROOT / "assets" / "samples"
-PAGES_DIR = ROOT / "pages"
+ROOT = work_dir()  # runs/ and relative folders start here (the checkout, or the current folder)
 PAGE_ICONS = {"Inspect": ":material/center_focus_strong:", "Evaluate": ":material/analytics:",
               "Train": ":material/model_training:"}
 ENV_CHECKPOINT = "RAM_STUDIO_CHECKPOINT"  # a checkpoint path used as the default model
@@ -105,7 +104,7 @@ def default_folders() -> list[Path]:
     ($RAM_STUDIO_JOBS_DIR), so that a checkpoint trained in the app is listed."""
     from .jobs.store import default_jobs_dir
 
-    folders = [ROOT / "assets"]
+    folders = [ASSETS_DIR]
     if (ROOT / "runs").is_dir():
         folders.append(ROOT / "runs")
     jobs = default_jobs_dir()
@@ -138,8 +137,7 @@ def parse_folders(text: str) -> list[Path]:
         part = part.strip()
         if not part:
             continue
-        p = Path(part).expanduser()
-        out.append(p if p.is_absolute() else ROOT / p)
+        out.append(resolve_user_path(part, ROOT))
     return out
 
 
@@ -160,11 +158,8 @@ def list_checkpoints(folders: Sequence[Path], limit: int = MAX_CHECKPOINTS_LISTE
 
 
 def _short(path: Path) -> str:
-    """A path relative to the repository when it is inside it."""
-    try:
-        return str(Path(path).resolve().relative_to(ROOT))
-    except ValueError:
-        return str(path)
+    """A path relative to the work folder when it is inside it ('assets/...' for the bundled files)."""
+    return display_path(path, ROOT)
 
 
 def file_key(path: Path) -> str:

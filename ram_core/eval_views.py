@@ -28,10 +28,11 @@ from PIL import Image, ImageDraw
 from . import metrics
 from .config import default_anchors
 from .evaluation import REPORT_FILE, load_evaluation, load_report
+from .locations import EVALUATIONS_DIR, display_path, resolve_user_path, work_dir
 from .viz.colors import GLOBAL_COLOR, hex_to_rgb, rgba, step_color, text_color_on
 from .viz.render import box_pixels, font
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = work_dir()  # runs/ and relative folders start here (the checkout, or the current folder)
 ENV_EVAL_DIR = "RAM_STUDIO_EVAL_DIR"  # comma-separated folders searched for saved evaluations
 INSPECT_KEY = "inspect_path"  # session-state key: the image the Inspect page should open
 BROWSE_KINDS = ("TP", "FP", "FN", "all")
@@ -48,7 +49,7 @@ def default_eval_folders() -> list[Path]:
     env = os.environ.get(ENV_EVAL_DIR, "").strip()
     if env:
         return parse_folders(env)
-    folders = [ROOT / "assets" / "evaluations"]
+    folders = [EVALUATIONS_DIR]
     if (ROOT / "runs").is_dir():
         folders.append(ROOT / "runs")
     return folders
@@ -60,8 +61,7 @@ def parse_folders(text: str) -> list[Path]:
     for part in text.replace(";", ",").split(","):
         part = part.strip()
         if part:
-            p = Path(part).expanduser()
-            out.append(p if p.is_absolute() else ROOT / p)
+            out.append(resolve_user_path(part, ROOT))
     return out
 
 
@@ -87,10 +87,7 @@ def list_evaluations(folders: Sequence[Path], max_depth: int = 3) -> list[Path]:
 
 
 def short_path(path: Path) -> str:
-    try:
-        return str(Path(path).resolve().relative_to(ROOT))
-    except ValueError:
-        return str(path)
+    return display_path(path, ROOT)
 
 
 def evaluation_label(path: Path, report: dict[str, Any] | None = None) -> str:

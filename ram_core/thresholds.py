@@ -21,6 +21,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from . import metrics
+from .locations import ASSETS_DIR, work_dir
 
 FORMAT = "ram-studio-thresholds/1"
 
@@ -142,8 +143,7 @@ def evaluated_checkpoint(report: Mapping[str, Any], eval_dir: str | os.PathLike 
     named = report.get("checkpoint")
     if not named:
         return None
-    root = Path(__file__).resolve().parent.parent
-    for candidate in (Path(named), root / named, *([Path(eval_dir) / named] if eval_dir else [])):
+    for candidate in (Path(named), work_dir() / named, ASSETS_DIR.parent / named, *([Path(eval_dir) / named] if eval_dir else [])):
         if candidate.is_file():
             return candidate
     return None
