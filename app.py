@@ -52,7 +52,7 @@ with model_col:
     else:
         p = model.predictor
         facts = app.describe_model(p)
-        cols = st.columns(3)
+        cols = app.metric_row(3)
         cols[0].metric("Steps (K)", p.cfg.num_steps if p.cfg.head == "ram" else 0)
         cols[1].metric("Classes", p.cfg.num_classes)
         cols[2].metric("mAP", facts.get("mAP", "—"), help="From the checkpoint's evaluation summary, if any")

@@ -359,6 +359,13 @@ class LRU(OrderedDict):
             self.popitem(last=False)
 
 
+def metric_row(n: int) -> list:
+    """n places for metrics side by side that wrap onto another line when the page is narrow (in
+    st.columns they are squeezed and cut off: an 820 px window with the sidebar open)."""
+    row = st.container(horizontal=True, gap="large", horizontal_alignment="distribute")
+    return [row.container(width="content") for _ in range(n)]
+
+
 def session_results() -> LRU:
     """This session's inspected images, keyed by (model key, image digest)."""
     cache = st.session_state.get(_RESULTS)
@@ -443,12 +450,13 @@ def describe_model(predictor: Predictor) -> dict[str, str]:
 
 
 def evaluation_map(evaluation: dict | None) -> float | None:
-    """The mAP in an evaluation summary, wherever the evaluator put it (mAP, map, metrics.mAP)."""
+    """The mAP in an evaluation summary, wherever the evaluator put it (mAP, map, metrics.mAP, or
+    val_mAP: what training stores, over all classes, in the shipped model)."""
     if not isinstance(evaluation, dict):
         return None
     for d in (evaluation, evaluation.get("metrics") or {}, evaluation.get("summary") or {}):
         if isinstance(d, dict):
-            for k in ("mAP", "map", "mean_ap"):
+            for k in ("mAP", "map", "mean_ap", "val_mAP"):
                 if isinstance(d.get(k), (int, float)):
                     return float(d[k])
     return None

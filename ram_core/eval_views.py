@@ -37,6 +37,7 @@ ENV_EVAL_DIR = "RAM_STUDIO_EVAL_DIR"  # comma-separated folders searched for sav
 INSPECT_KEY = "inspect_path"  # session-state key: the image the Inspect page should open
 BROWSE_KINDS = ("TP", "FP", "FN", "all")
 KIND_NAMES = {"TP": "true positives", "FP": "false positives", "FN": "false negatives", "all": "all images"}
+KIND_ONE = {"TP": "true positive", "FP": "false positive", "FN": "false negative", "all": "image"}
 MAX_POINTS_PER_STEP = 1500  # attention scatter: a sample is as readable as 5000 points and far lighter
 
 
@@ -228,6 +229,14 @@ def per_class_table(data: EvalData, threshold: float) -> pd.DataFrame:
     return table
 
 
+def sort_table(table: pd.DataFrame, column: str, ascending: bool = True) -> pd.DataFrame:
+    """Rows sorted by one column, undefined (NaN) values last in either direction (a grid's own header
+    sort puts them first when ascending); ties keep the class order."""
+    if column not in table:
+        return table
+    return table.sort_values(column, ascending=ascending, na_position="last", kind="stable").reset_index(drop=True)
+
+
 def _top_step(row: pd.Series) -> str:
     if row.isna().all():
         return "—"
@@ -282,21 +291,32 @@ def browse(data: EvalData, cls: str, threshold: float, kind: str = "TP", ascendi
     return [int(i) for i in idx[order]]
 
 
+def count_of(n: int, kind: str) -> str:
+    """'1 false positive', '3 false positives', '1 image', '12 images' (kind: a BROWSE_KINDS key)."""
+    if n == 1:
+        return f"1 {KIND_ONE[kind]}"
+    return f"{n} {'images' if kind == 'all' else KIND_NAMES[kind]}"
+
+
 def browse_counts(data: EvalData, cls: str, threshold: float) -> dict[str, int]:
     return {k: len(browse(data, cls, threshold, k)) for k in BROWSE_KINDS}
 
 
 def resolve_image(data: EvalData, i: int, root_override: str | None = None) -> Path | None:
-    """The photo of image i: its stored path, else the same path under root_override (for an
-    evaluation made on another machine), else None."""
+    """The photo of image i: its stored path (relative to the report's dataset root, or absolute in
+    older evaluations), else the same path under root_override (for an evaluation made on another
+    machine), else None."""
     stored = Path(data.images[i])
-    if stored.is_file():
-        return stored
+    old_root = (data.report.get("dataset") or {}).get("root")
+    here = stored if stored.is_absolute() or not old_root else Path(old_root) / stored
+    if here.is_file():
+        return here
     if root_override:
         new_root = Path(root_override).expanduser()
-        old_root = (data.report.get("dataset") or {}).get("root")
         candidates = []
-        if old_root:
+        if not stored.is_absolute():
+            candidates.append(new_root / stored)
+        elif old_root:
             try:
                 candidates.append(new_root / stored.relative_to(old_root))
             except ValueError:

@@ -37,6 +37,7 @@ from . import metrics
 from .attention_stats import box_hit_rates
 from .config import RAMConfig
 from .errors import DatasetError, RAMError
+from .locations import display_path, path_in_root
 from .inference import ImageTransform, Predictor
 from .model import RAMOutput, probabilities, transform_to_box
 from .trace import AttentionTrace, traces_from_output
@@ -142,6 +143,7 @@ class EvaluationResult:
     ignored: list[list[str]] = field(default_factory=list)  # labels left out of evaluation
     objects: list[list[list]] = field(default_factory=list)  # [class, x0, y0, x1, y1, difficult] per box
     activation: str = "sigmoid"  # how logits became scores (RAMConfig.score_activation)
+    data_root: str | None = None  # the dataset root: predictions name the photos relative to it
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -160,6 +162,7 @@ class EvaluationResult:
         """The lines of predictions.jsonl."""
         for i, trace in enumerate(self.traces()):
             record = {"id": self.ids[i], **trace.to_json(), "ground_truth": self.ground_truth[i]}
+            record["image"] = path_in_root(record["image"], self.data_root)
             record.pop("seconds", None)  # a batch's share of the time says nothing per image here
             if self.ignored and self.ignored[i]:
                 record["ignored"] = self.ignored[i]
@@ -265,7 +268,7 @@ def evaluate_dataset(
     report.update(
         format=FORMAT,
         class_names=classes,
-        checkpoint=str(info.source),
+        checkpoint=display_path(info.source),
         model=model_summary(cfg),
         provenance={k: info.provenance.get(k) for k in ("data", "date", "git_commit") if k in info.provenance},
         dataset={"name": getattr(dataset, "name", "dataset"), "num_images": n, **(dataset_info or {})},
@@ -291,6 +294,7 @@ def evaluate_dataset(
         fuse_global=cfg.fuse_global,
         activation=cfg.score_activation,
         threshold=threshold,
+        data_root=(dataset_info or {}).get("root"),
         ground_truth=[[dataset_classes[c] for c in np.flatnonzero(all_targets[j])] for j in range(len(kept))],
         ignored=[[dataset_classes[c] for c in np.flatnonzero(~all_masks[j])] for j in range(len(kept))],
         objects=[[[dataset_classes[b[0]], *(round(float(v), 1) for v in b[1:5]), bool(b[5])] for b in bx]

@@ -66,3 +66,35 @@ def resolve_user_path(text: str, base: Path | None = None) -> Path:
     if p.parts and p.parts[0] == "assets" and not (base / p).exists():
         return ASSETS_DIR.parent / p
     return base / p
+
+
+def path_in_root(path: str | os.PathLike, root: str | os.PathLike | None) -> str:
+    """`path` relative to `root` with forward slashes (how evaluations and checkpoints name a dataset's
+    files, so that they read the same on another machine), or as it is when it is not inside root."""
+    if not root:
+        return str(path)
+    try:
+        return Path(os.path.abspath(path)).relative_to(os.path.abspath(root)).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def portable_command(argv: list[str], root: str | os.PathLike | None = None) -> list[str]:
+    """A command line without this machine's absolute paths: the dataset root becomes its folder name,
+    paths inside it 'ROOTNAME/...', paths inside the work folder relative to it."""
+    out = []
+    root_abs = Path(os.path.abspath(root)) if root else None
+    work = work_dir().resolve()
+    for arg in argv:
+        p = Path(arg)
+        if not p.is_absolute():
+            out.append(arg)
+            continue
+        if root_abs is not None and (p == root_abs or root_abs in p.parents):
+            out.append((Path(root_abs.name) / p.relative_to(root_abs)).as_posix())
+            continue
+        try:
+            out.append(p.relative_to(work).as_posix() or ".")
+        except ValueError:
+            out.append(arg)
+    return out

@@ -277,7 +277,10 @@ def first_validation_photo(job: Job) -> Path | None:
         line = f.readline()
     try:
         image = Path(json.loads(line)["image"])
-    except (ValueError, KeyError, TypeError):
+        if not image.is_absolute():  # relative to the dataset root the report names
+            root = json.loads((Path(eval_dir) / "report.json").read_text(encoding="utf-8"))["dataset"]["root"]
+            image = Path(root) / image
+    except (OSError, ValueError, KeyError, TypeError):
         return None
     return image if image.is_file() else None
 
