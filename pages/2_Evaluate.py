@@ -9,6 +9,7 @@ import streamlit as st
 from ram_core import app_support as app
 from ram_core import eval_views as ev
 from ram_core.errors import RAMError
+from ram_core.eval_columns import COLUMNS_FILE
 from ram_core.evaluation import evaluate_to_folder, find_predictions
 from ram_core.evaluation_extras import add_evaluation_extras
 from ram_core.false_labels import false_label_images, false_label_matrix
@@ -47,14 +48,15 @@ def remember(key: str):
     return store[key]
 
 
-@st.cache_resource(max_entries=6, show_spinner="Reading the evaluation…")
+# a COCO val evaluation read from its columns is ~200 MB in memory: three at once (a pick, a comparison, one more)
+@st.cache_resource(max_entries=3, show_spinner="Reading the evaluation…")
 def open_cached(path: str, stamp: tuple) -> ev.EvalData:
     """Shared by all sessions and never modified; `stamp` reloads a folder written again."""
     return ev.open_evaluation(path)
 
 
 def stamp(path: Path) -> tuple:
-    files = [path / "report.json", find_predictions(path)]
+    files = [path / "report.json", find_predictions(path), path / COLUMNS_FILE]
     return tuple((f.stat().st_mtime_ns, f.stat().st_size) if f and f.is_file() else None for f in files)
 
 

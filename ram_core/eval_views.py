@@ -1,7 +1,10 @@
 """What the Evaluate page shows, as plain functions of a saved evaluation (no Streamlit here).
 
-A saved evaluation is the folder `python -m ram_core evaluate` writes (report.json + predictions.jsonl).
-eval_data() turns it into arrays (EvalData); everything else reads those arrays:
+A saved evaluation is the folder `python -m ram_core evaluate` writes (report.json + predictions.jsonl,
+and predictions.npz: the same numbers as columns, eval_columns.py).  open_evaluation() reads the
+columns when they are there (fast, and each image's record is made only when it is shown) and the
+JSONL otherwise (older folders); either way the result is arrays (EvalData), which everything else
+reads:
 
     summary, per_class_table         the metrics at a chosen threshold (pandas)
     comparison_table                 two evaluations class by class: AP difference, improved/regressed
@@ -16,9 +19,11 @@ from __future__ import annotations
 
 import math
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
+from collections.abc import Sequence as SequenceABC
 
 import numpy as np
 import pandas as pd
@@ -114,7 +119,7 @@ class EvalData:
 
     name: str
     report: dict[str, Any]
-    records: list[dict[str, Any]]  # predictions.jsonl, one per image
+    records: Sequence[dict[str, Any]]  # one per image, the predictions.jsonl schema (made on demand from columns)
     class_names: list[str]
     ids: list[str]
     images: list[str]
@@ -181,7 +186,83 @@ def eval_data(report: dict[str, Any], records: list[dict[str, Any]], name: str =
     )
 
 
-def open_evaluation(path: str | os.PathLike) -> EvalData:
+class ColumnRecords(SequenceABC):
+    """data.records[i] for an evaluation read from columns: image i's record, made when asked for
+    (the page shows a few dozen at a time), in predictions.jsonl's schema for the evaluated classes."""
+
+    def __init__(self, data: "EvalData", cols: dict[str, np.ndarray]) -> None:
+        self.data, self.cols = data, cols
+
+    def __len__(self) -> int:
+        return len(self.data.ids)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        d, c = self.data, self.cols
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        i = i % len(self)
+        names = d.class_names
+        w, h = (int(v) for v in d.sizes[i])
+        steps = []
+        for j in range(d.num_steps):
+            bn = [float(v) for v in d.box_norm[i, j]]
+            t = [float(v) for v in d.transforms[i, j]]
+            steps.append({"step": j + 1, "box_norm": bn,
+                          "box": [round(min(max(bn[k], 0.0), 1.0) * (w if k % 2 == 0 else h), 1) for k in range(4)],
+                          "transform": dict(zip(("s_x", "s_y", "t_x", "t_y"), t)),
+                          "scores": dict(zip(names, (float(v) for v in d.step_scores[i, j])))})
+        from .eval_columns import ragged_row
+
+        objects = [[str(c["object_names"][k]), *(round(float(v), 1) for v in box), bool(diff)] for k, box, diff in zip(
+            ragged_row(c["object_class"], c["object_offsets"], i), ragged_row(c["object_box"], c["object_offsets"], i),
+            ragged_row(c["object_difficult"], c["object_offsets"], i))]
+        record = {
+            "id": d.ids[i], "image": d.images[i], "width": w, "height": h,
+            "scores": dict(zip(names, (float(v) for v in d.scores[i]))),
+            "global_scores": dict(zip(names, (float(v) for v in d.global_scores[i]))),
+            "max_step": dict(zip(names, (int(v) for v in d.max_step[i]))),
+            "steps": steps,
+            "ground_truth": [str(c["truth_names"][k]) for k in ragged_row(c["truth_index"], c["truth_offsets"], i)],
+        }
+        ignored = [n for n, m in zip(names, d.masks[i]) if not m]
+        if ignored:
+            record["ignored"] = ignored
+        if objects:
+            record["objects"] = objects
+        return record
+
+
+def eval_data_from_columns(report: dict[str, Any], cols: dict[str, np.ndarray], name: str = "") -> EvalData:
+    """EvalData from eval_columns.read_columns: no per-image dicts are made (records are on demand)."""
+    classes = [str(c) for c in cols["class_names"]]
+    data = EvalData(
+        name=name, report=report, records=[], class_names=classes,
+        ids=cols["ids"].tolist(), images=cols["images"].tolist(), sizes=cols["sizes"].astype(np.int64),
+        scores=cols["scores"], global_scores=cols["global_scores"], step_scores=cols["step_scores"],
+        box_norm=cols["box_norm"], transforms=cols["transforms"], max_step=cols["max_step"],
+        targets=cols["targets"].astype(bool), masks=cols["masks"].astype(bool),
+    )
+    data.records = ColumnRecords(data, cols)
+    return data
+
+
+def open_evaluation(path: str | os.PathLike, prefer_columns: bool = True) -> EvalData:
+    """A saved evaluation: from its columns (predictions.npz) when the report names them and they are
+    there, else from predictions.jsonl (older folders, or prefer_columns=False)."""
+    from .eval_columns import read_columns
+    from .evaluation import EvaluationError
+
+    report = load_report(path)
+    columns = report.get("columns")
+    if prefer_columns and columns and (Path(path) / columns).is_file():
+        try:
+            cols = read_columns(Path(path) / columns)
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise EvaluationError(f"{Path(path) / columns}: cannot be read ({exc})") from None
+        if len(cols["ids"]) == report.get("num_images", len(cols["ids"])):
+            return eval_data_from_columns(report, cols, short_path(Path(path)))
     report, records = load_evaluation(path)
     return eval_data(report, records, short_path(Path(path)))
 

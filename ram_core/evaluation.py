@@ -171,6 +171,31 @@ class EvaluationResult:
             yield record
 
 
+def step_columns(result: EvaluationResult) -> dict[str, np.ndarray]:
+    """The per-step numbers of every image as arrays, for the evaluated classes, rounded as a trace
+    rounds them (trace.traces_from_output; predictions.jsonl): global_scores (N, C), step_scores
+    (N, K, C), transforms and box_norm (N, K, 4), max_step (N, C) with 0 = the global step."""
+    o = result.outputs
+    cols = [result.model_class_names.index(c) for c in result.class_names]
+    act = (lambda x: x.float().softmax(-1)) if result.activation == "softmax" else (lambda x: torch.sigmoid(x.float()))
+    rounded = lambda t: np.round(t.numpy().astype(np.float64), SCORE_DECIMALS)  # noqa: E731
+    k = o.step_logits.shape[1]
+    if k:
+        # which step's logit is the fused one (the logits, not the probabilities: see traces_from_output)
+        logits = o.step_logits.float()
+        pool = torch.cat([o.global_logits.float()[:, None], logits], 1) if result.fuse_global else logits
+        max_step = (pool.argmax(1) + (0 if result.fuse_global else 1)).numpy()[:, cols]
+    else:
+        max_step = np.zeros((len(result), len(cols)), np.int64)
+    return {
+        "global_scores": rounded(act(o.global_logits))[:, cols],
+        "step_scores": rounded(act(o.step_logits))[:, :, cols],
+        "transforms": rounded(o.transforms.float()),
+        "box_norm": rounded(transform_to_box(o.transforms.float())),
+        "max_step": max_step,
+    }
+
+
 def _align_classes(model_classes: list[str], dataset_classes: list[str]) -> tuple[list[str], list[int], list[int]]:
     """(evaluated classes, their model columns, their dataset columns); DatasetError when none is shared."""
     index = {c: k for k, c in enumerate(dataset_classes)}
@@ -363,11 +388,15 @@ def _atomic_text(path: Path, lines: Iterator[str], compress: bool = False) -> No
         raise
 
 
-def write_evaluation(result: EvaluationResult, out_dir: str | os.PathLike, compress: bool = False) -> dict[str, Path]:
-    """Write report.json and predictions.jsonl (.gz with compress) into out_dir; return their paths.
+def write_evaluation(result: EvaluationResult, out_dir: str | os.PathLike, compress: bool = False,
+                     columns: bool = True) -> dict[str, Path]:
+    """Write report.json, predictions.jsonl (.gz with compress) and, with columns, predictions.npz
+    (the same numbers as arrays, which the app opens: eval_columns.py) into out_dir; return their paths.
 
     The predictions are written first, so a report.json on disk always has its predictions beside it.
     """
+    from .eval_columns import COLUMNS_FILE, columns_from_result, write_columns
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     pred_name = PREDICTIONS_FILE + (".gz" if compress else "")
@@ -377,9 +406,15 @@ def write_evaluation(result: EvaluationResult, out_dir: str | os.PathLike, compr
     for stale in (out / PREDICTIONS_FILE, out / (PREDICTIONS_FILE + ".gz")):
         if stale != pred_path and stale.exists():
             stale.unlink()
+    paths = {"predictions": pred_path}
+    if columns:
+        paths["columns"] = write_columns(out / COLUMNS_FILE, columns_from_result(result))
+        report["columns"] = COLUMNS_FILE
+    elif (out / COLUMNS_FILE).exists():
+        (out / COLUMNS_FILE).unlink()
     report_path = out / REPORT_FILE
     _atomic_text(report_path, iter([json.dumps(report, indent=2, allow_nan=False) + "\n"]))
-    return {"report": report_path, "predictions": pred_path}
+    return {"report": report_path, **paths}
 
 
 def find_predictions(eval_dir: str | os.PathLike) -> Path | None:
