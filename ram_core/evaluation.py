@@ -209,32 +209,31 @@ def _align_classes(model_classes: list[str], dataset_classes: list[str]) -> tupl
     return shared, [model_classes.index(c) for c in shared], [index[c] for c in shared]
 
 
-def evaluate_dataset(
-    predictor: Predictor,
-    dataset,
-    batch_size: int = 16,
-    workers: int = 2,
-    progress: Progress | None = None,
-    threshold: float = 0.5,
-    skip_bad: bool = False,
-    dataset_info: dict[str, Any] | None = None,
-) -> EvaluationResult:
-    """Run the predictor over every image of a MultiLabelDataset and score the results.
+@dataclass
+class RawOutputs:
+    """What running the model over (part of) a dataset gives, before any metric: the outputs of the
+    readable images, their indices in the dataset and decoded sizes, the unreadable ones' messages."""
 
-    Metrics use the dataset's eval_masks.  An unreadable photo raises DatasetError naming it, or,
-    with skip_bad, is left out and listed in report["skipped"].  progress(done, total, seconds) is
-    called after every batch.
-    """
+    outputs: RAMOutput
+    kept: list[int]  # dataset indices, in order
+    sizes: list[tuple[int, int]]
+    skipped: list[str]
+    seconds: float
+
+
+def run_model(predictor: Predictor, dataset, batch_size: int = 16, workers: int = 2,
+              progress: Progress | None = None, skip_bad: bool = False,
+              indices: list[int] | None = None, total: int | None = None) -> RawOutputs:
+    """The model over the dataset's images (or those at `indices`, e.g. one rank's shard), in batches
+    of batch_size.  An unreadable photo raises DatasetError naming it, or, with skip_bad, is listed."""
     cfg = predictor.cfg
-    n = len(dataset)
-    if n == 0:
-        raise DatasetError(f"{getattr(dataset, 'name', 'dataset')}: no images to evaluate")
-    classes, model_cols, data_cols = _align_classes(list(cfg.class_names), list(dataset.class_names))
+    items: Dataset = _EvalItems(dataset, ImageTransform(cfg))
+    if indices is not None:
+        items = torch.utils.data.Subset(items, indices)
+    n = len(items) if total is None else total
     device = predictor.device
-    loader = DataLoader(
-        _EvalItems(dataset, ImageTransform(cfg)), batch_size=max(1, batch_size), shuffle=False,
-        num_workers=max(0, workers), pin_memory=device.type == "cuda",
-    )
+    loader = DataLoader(items, batch_size=max(1, batch_size), shuffle=False, num_workers=max(0, workers),
+                        pin_memory=device.type == "cuda")
     kept: list[int] = []
     sizes: list[tuple[int, int]] = []
     skipped: list[str] = []
@@ -258,12 +257,57 @@ def evaluate_dataset(
             done += len(errors)
             if progress is not None:
                 progress(done, n, time.perf_counter() - t0)
-    seconds = time.perf_counter() - t0
+    fields = ("logits", "global_logits", "step_logits", "transforms")
+    if parts:
+        outputs = RAMOutput(*(torch.cat([getattr(p, f) for p in parts]) for f in fields))
+    else:  # a shard with no readable image: empty tensors of the right widths
+        m, k = len(cfg.class_names), cfg.num_steps if cfg.head == "ram" else 0
+        outputs = RAMOutput(torch.zeros(0, m), torch.zeros(0, m), torch.zeros(0, k, m), torch.zeros(0, k, 4))
+    return RawOutputs(outputs, kept, sizes, skipped, time.perf_counter() - t0)
+
+
+def merge_raw(parts: list[RawOutputs]) -> RawOutputs:
+    """The shards' RawOutputs (in rank order, each in dataset order) as one; seconds: the slowest."""
+    fields = ("logits", "global_logits", "step_logits", "transforms")
+    outputs = RAMOutput(*(torch.cat([getattr(p.outputs, f) for p in parts]) for f in fields))
+    return RawOutputs(outputs, [i for p in parts for i in p.kept], [s for p in parts for s in p.sizes],
+                      [e for p in parts for e in p.skipped], max(p.seconds for p in parts))
+
+
+def evaluate_dataset(
+    predictor: Predictor,
+    dataset,
+    batch_size: int = 16,
+    workers: int = 2,
+    progress: Progress | None = None,
+    threshold: float = 0.5,
+    skip_bad: bool = False,
+    dataset_info: dict[str, Any] | None = None,
+) -> EvaluationResult:
+    """Run the predictor over every image of a MultiLabelDataset and score the results.
+
+    Metrics use the dataset's eval_masks.  An unreadable photo raises DatasetError naming it, or,
+    with skip_bad, is left out and listed in report["skipped"].  progress(done, total, seconds) is
+    called after every batch.
+    """
+    if len(dataset) == 0:
+        raise DatasetError(f"{getattr(dataset, 'name', 'dataset')}: no images to evaluate")
+    _align_classes(list(predictor.cfg.class_names), list(dataset.class_names))  # before running anything
+    raw = run_model(predictor, dataset, batch_size, workers, progress, skip_bad)
+    return result_from_outputs(predictor, dataset, raw, threshold=threshold, dataset_info=dataset_info)
+
+
+def result_from_outputs(predictor: Predictor, dataset, raw: RawOutputs, threshold: float = 0.5,
+                        dataset_info: dict[str, Any] | None = None) -> EvaluationResult:
+    """Score the model's outputs on the dataset: the report and the EvaluationResult."""
+    cfg = predictor.cfg
+    n = len(dataset)
+    classes, model_cols, data_cols = _align_classes(list(cfg.class_names), list(dataset.class_names))
+    device = predictor.device
+    kept, sizes, skipped, seconds, outputs = raw.kept, raw.sizes, raw.skipped, raw.seconds, raw.outputs
     if not kept:
         raise DatasetError(f"{getattr(dataset, 'name', 'dataset')}: none of its {n} images could be read")
 
-    outputs = RAMOutput(*(torch.cat([getattr(p, f) for p in parts]) for f in
-                          ("logits", "global_logits", "step_logits", "transforms")))
     idx = np.asarray(kept)
     targets = np.asarray(dataset.targets, np.float32)[idx][:, data_cols]
     eval_masks = np.asarray(dataset.eval_masks, np.float32)[idx][:, data_cols]
@@ -344,6 +388,16 @@ def evaluate_to_folder(
     log: Callable[[str], None] | None = None,
 ) -> tuple[EvaluationResult, dict[str, Path]]:
     """build_dataset + evaluate_dataset + write_evaluation: what the CLI and the app's page both do."""
+    dataset = evaluation_dataset(kind, root, split, skip_bad=skip_bad, limit=limit, log=log)
+    result = evaluate_dataset(predictor, dataset, batch_size=batch_size, workers=workers, progress=progress,
+                              threshold=threshold, skip_bad=skip_bad,
+                              dataset_info=dataset_info(kind, root, split, limit))
+    return result, write_evaluation(result, out_dir, compress=compress)
+
+
+def evaluation_dataset(kind: str, root: str | os.PathLike, split: str | None, *, skip_bad: bool = False,
+                       limit: int | None = None, log: Callable[[str], None] | None = None):
+    """The dataset `evaluate` scores: build_dataset, its first `limit` images when given."""
     from .data import build_dataset
 
     dataset = build_dataset(kind, root, split, skip_bad=skip_bad)
@@ -353,10 +407,11 @@ def evaluate_to_folder(
         dataset = dataset.subset(range(min(limit, len(dataset))), name=f"{dataset.name}[:{limit}]")
     if log:
         log(f"data: {dataset.name}, {len(dataset)} images")
-    result = evaluate_dataset(predictor, dataset, batch_size=batch_size, workers=workers, progress=progress,
-                              threshold=threshold, skip_bad=skip_bad,
-                              dataset_info={"kind": kind, "root": os.path.abspath(root), "split": split, "limit": limit})
-    return result, write_evaluation(result, out_dir, compress=compress)
+    return dataset
+
+
+def dataset_info(kind: str, root: str | os.PathLike, split: str | None, limit: int | None) -> dict[str, Any]:
+    return {"kind": kind, "root": os.path.abspath(root), "split": split, "limit": limit}
 
 
 def evaluation_summary(report: dict[str, Any]) -> dict[str, Any]:
