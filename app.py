@@ -41,7 +41,8 @@ with intro:
         st.page_link("pages/3_Train.py", label="Train", icon=":material/model_training:")
         st.caption("Train or fine-tune on your own photos (a VOC or COCO folder, an image folder with a labels "
                    "file, or a zip), with live curves; the new checkpoint opens in Inspect and Evaluate.")
-    st.caption("From a terminal, `python -m ram_core predict photo.jpg --json` prints the same trace.")
+    st.caption("From a terminal, `ram-studio predict photo.jpg --json` (or `python -m ram_core predict ...`) "
+               "prints the same trace.")
 with model_col:
     st.markdown("#### Current model")
     if model.predictor is None:

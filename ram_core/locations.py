@@ -2,8 +2,8 @@
 
 In a checkout the bundled files sit beside the package (assets/, app.py, pages/); an installed wheel
 carries them inside it (ram_core/assets/, ram_core/app/), see pyproject.toml's package-dir.  What a
-user makes (runs/, cache/, relative folders typed in the app) is taken from the work folder: the
-checkout in a checkout (as before), else $RAM_STUDIO_HOME, else the current folder.
+user makes (runs/, cache/, relative folders typed in the app) is taken from the work folder:
+$RAM_STUDIO_HOME when set, else the checkout in a checkout (as before), else the current folder.
 """
 
 from __future__ import annotations
@@ -47,9 +47,9 @@ def display_path(path: str | os.PathLike, base: Path | None = None) -> str:
     except OSError:
         return str(path)
     base = work_dir() if base is None else base
-    for base, prefix in ((base.resolve(), ""), (ASSETS_DIR.resolve(), "assets")):
+    for folder, prefix in ((base.resolve(), ""), (ASSETS_DIR.resolve(), "assets")):
         try:
-            rel = resolved.relative_to(base)
+            rel = resolved.relative_to(folder)
         except ValueError:
             continue
         return str(Path(prefix) / rel) if prefix else str(rel)

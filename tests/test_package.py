@@ -75,6 +75,14 @@ def test_app_command_lets_given_streamlit_options_win():
     assert "--client.showSidebarNavigation=false" in cmd
 
 
+def test_every_subpackage_is_in_the_wheel_list():
+    """pyproject lists the packages one by one (assets and the app are mapped in): a new subpackage
+    must be added there, or `pip install .` leaves it out."""
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "ram_core").rglob("__init__.py")}
+    assert found <= listed, sorted(found - listed)
+
+
 def test_every_command_is_in_the_cli():
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     assert {"predict", "train", "evaluate", "info", "export", "app", "probe", "thresholds"} <= set(sub.choices)
@@ -104,6 +112,32 @@ def test_ram_studio_predict_runs_from_another_folder(installed):
     assert "cat" in trace["labels"]  # the default model, found inside the installed package
     assert len(trace["steps"]) == 5
     assert not list(work.glob("runs")) and not list(work.glob("cache"))  # predicting writes nothing
+
+
+APPTEST = """
+import sys
+from streamlit.testing.v1 import AppTest
+from ram_core.locations import APP_SCRIPT
+at = AppTest.from_file(str(APP_SCRIPT), default_timeout=120).run()
+assert not at.exception, [e.value for e in at.exception]
+print("home mAP", {m.label: m.value for m in at.metric}["mAP"])
+at.switch_page("pages/1_Inspect.py").run()
+assert not at.exception, [e.value for e in at.exception]
+print("samples", len(at.get("button_group")[0].proto.options))
+at.switch_page("pages/2_Evaluate.py").run()
+assert not at.exception, [e.value for e in at.exception]
+print("evaluations", len(at.selectbox(key="evaluate.pick").options))
+"""
+
+
+def test_installed_app_pages_find_the_bundled_model_samples_and_evaluations(installed):
+    bin_dir, work = installed
+    out = subprocess.run([str(bin_dir / "python"), "-c", APPTEST], cwd=work, env=_clean_env(), capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = dict(line.rsplit(" ", 1) for line in out.stdout.strip().splitlines())
+    assert lines["home mAP"] != "—"  # the shipped model's val_mAP
+    assert int(lines["samples"]) == 3 and int(lines["evaluations"]) == 2
 
 
 def test_ram_studio_app_answers_its_health_check(installed):

@@ -70,3 +70,21 @@ def test_trained_checkpoint_provenance_names_the_root_by_its_folder_name(tmp_pat
     prov = read_metadata(out / "last.safetensors").provenance
     assert prov["data"].startswith("synthetic:my_scenes ")
     assert str(tmp_path) not in json.dumps(prov)
+
+
+def test_locations_in_a_checkout_and_with_a_home_folder(monkeypatch, tmp_path):
+    from ram_core import locations
+
+    root = Path(__file__).resolve().parent.parent
+    assert locations.ASSETS_DIR == root / "assets" and locations.APP_SCRIPT == root / "app.py"
+    monkeypatch.delenv(locations.ENV_HOME, raising=False)
+    assert locations.work_dir() == root
+    monkeypatch.setenv(locations.ENV_HOME, str(tmp_path))
+    assert locations.work_dir() == tmp_path
+    # 'assets' typed in the app names the bundled files when the work folder has none
+    assert locations.resolve_user_path("assets/evaluations") == locations.ASSETS_DIR / "evaluations"
+    (tmp_path / "assets").mkdir()
+    assert locations.resolve_user_path("assets") == tmp_path / "assets"
+    assert locations.resolve_user_path("runs") == tmp_path / "runs"
+    assert locations.display_path(locations.ASSETS_DIR / "samples" / "cat.jpg") == "assets/samples/cat.jpg"
+    assert locations.display_path(tmp_path / "runs" / "x") == "runs/x"
