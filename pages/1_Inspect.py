@@ -31,10 +31,13 @@ uploads = left.file_uploader("Upload images", type=app.IMAGE_TYPES, accept_multi
                              key="inspect.uploader", on_change=lambda: kept_photos.uploads_removed(
                                  st.session_state, st.session_state.get("inspect.uploader")))
 samples = app.list_samples()
+if "inspect.samples" not in st.session_state:  # Streamlit forgot the pills on another page: restore them
+    st.session_state["inspect.samples"] = st.session_state.get("inspect.samples_kept", [])
 picked = right.pills("Or try a sample photo", [s.name for s in samples], selection_mode="multi",
                      format_func=lambda n: next(s.title for s in samples if s.name == n), key="inspect.samples",
                      wrap=True)  # in a column, pills stay on one row and are cut off when the page is narrow
 
+st.session_state["inspect.samples_kept"] = list(picked or [])
 # uploads and a photo sent from the Evaluate page's browser ("Inspect") are kept for the session: they
 # survive a visit to another page, and each can be removed here
 kept_photos.take_uploads(st.session_state, uploads or [])

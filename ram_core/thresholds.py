@@ -175,6 +175,10 @@ def write_checkpoint_copy(checkpoint: str | os.PathLike, out: str | os.PathLike,
         info.class_thresholds = parse_class_thresholds(dict(class_thresholds), info.config.class_names)
     except ValueError as exc:
         raise CheckpointError(f"{src}: {exc}") from None
+    from .locations import display_path
+
+    # the evaluation's folder relative to the work folder (not this machine's absolute path)
+    chosen_on = display_path(chosen_on) if chosen_on and os.path.isabs(chosen_on) else chosen_on
     info.provenance = {**info.provenance, "class_thresholds_from": chosen_on or "unknown",
                        "class_thresholds_rule": "max F1 per class"}
     _atomic_write(dst, save(load(blob), metadata={META_KEY: json.dumps(info.to_metadata())}))

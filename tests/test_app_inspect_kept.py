@@ -43,6 +43,17 @@ def test_uploads_survive_inspect_home_inspect(inspect_page):
     assert len(drawn_boxes(plotly_specs(at)["attention"])) == 3
 
 
+def test_picked_samples_survive_inspect_home_inspect(inspect_page):
+    at = inspect_page
+    at.button_group(key="inspect.samples").set_value(["cat.jpg"]).run()
+    assert not at.exception and at.get("plotly_chart")
+    at.switch_page("app.py").run()
+    at.switch_page(INSPECT).run()
+    assert not at.exception
+    assert at.button_group(key="inspect.samples").value == ["cat.jpg"]
+    assert len(drawn_boxes(plotly_specs(at)["attention"])) == 3
+
+
 def test_a_photo_sent_from_evaluate_can_be_removed(inspect_page):
     at = inspect_page
     at.session_state["inspect_path"] = str(SAMPLE)
