@@ -17,6 +17,7 @@ from typing import Any, Iterable, MutableMapping
 
 KEPT_KEY = "inspect.kept"  # {sha256 of the bytes: KeptPhoto}, oldest first
 SEEN_KEY = "inspect.seen_uploads"  # file ids of uploads already taken in (a removed one stays removed)
+SHOWN_KEY = "inspect.uploader_ids"  # file ids the uploader held at the page's last run
 SENT_KEY = "inspect_path"  # eval_views.INSPECT_KEY: the photo the Evaluate page sends
 MAX_KEPT = 48  # app_support.RESULTS_PER_SESSION: beyond this, the oldest photo is dropped
 
@@ -50,11 +51,18 @@ def _add(state: MutableMapping[str, Any], photo: KeptPhoto) -> None:
 def take_uploads(state: MutableMapping[str, Any], files: Iterable[Any]) -> None:
     """Keep the uploader's files not taken in before (objects with .name, .file_id, .getvalue())."""
     seen = state.setdefault(SEEN_KEY, set())
+    shown = set()
     for f in files or []:
-        file_id = str(getattr(f, "file_id", "") or f"{f.name}:{len(f.getvalue())}")
+        file_id = _file_id(f)
+        shown.add(file_id)
         if file_id not in seen:
             seen.add(file_id)
             _add(state, KeptPhoto(f.name, f.getvalue(), "upload", file_id))
+    state[SHOWN_KEY] = shown
+
+
+def _file_id(f: Any) -> str:
+    return str(getattr(f, "file_id", "") or f"{f.name}:{len(f.getvalue())}")
 
 
 def take_sent(state: MutableMapping[str, Any]) -> str | None:
@@ -74,7 +82,8 @@ def forget(state: MutableMapping[str, Any], digests: Iterable[str]) -> None:
 
 
 def uploads_removed(state: MutableMapping[str, Any], current: Iterable[Any]) -> None:
-    """The uploader's on_change: files removed there (its ×) leave the kept photos too.  Not called
-    when the page is merely left and opened again, so those uploads stay."""
-    ids = {str(getattr(f, "file_id", "")) for f in current or []}
-    forget(state, [d for d, p in kept(state).items() if p.origin == "upload" and p.file_id not in ids])
+    """The uploader's on_change: files removed there (its ×) leave the kept photos too.  Only files it
+    held at the last run count: uploads kept from before a visit to another page (when Streamlit
+    emptied the uploader) stay when another file is added."""
+    removed = set(state.get(SHOWN_KEY) or ()) - {_file_id(f) for f in current or []}
+    forget(state, [d for d, p in kept(state).items() if p.origin == "upload" and p.file_id in removed])

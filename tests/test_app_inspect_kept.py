@@ -43,6 +43,15 @@ def test_uploads_survive_inspect_home_inspect(inspect_page):
     assert len(drawn_boxes(plotly_specs(at)["attention"])) == 3
 
 
+def test_an_upload_after_a_visit_elsewhere_adds_to_the_kept_ones(inspect_page):
+    at = upload(inspect_page, ("astronaut.jpg", SAMPLE.read_bytes()))
+    at.switch_page("app.py").run()
+    at.switch_page(INSPECT).run()
+    at = upload(at, ("cat.jpg", CAT.read_bytes()))
+    assert not at.exception
+    assert sorted(photo_list(at).options) == ["astronaut.jpg", "cat.jpg"]
+
+
 def test_picked_samples_survive_inspect_home_inspect(inspect_page):
     at = inspect_page
     at.button_group(key="inspect.samples").set_value(["cat.jpg"]).run()
@@ -97,6 +106,14 @@ def test_kept_photos_store_without_streamlit(tmp_path):
     kept_photos.take_uploads(state, [a, b])  # the same files on the next run: no duplicates
     assert [p.name for p in kept_photos.kept(state).values()] == ["a.jpg", "b.jpg"]
     kept_photos.uploads_removed(state, [b])  # the uploader's × on a.jpg
+    assert [p.name for p in kept_photos.kept(state).values()] == ["b.jpg"]
+    kept_photos.take_uploads(state, [b])
+    kept_photos.take_uploads(state, [])  # back from another page: Streamlit emptied the uploader
+    c = _Upload("c.jpg", b"ccc0", "3")
+    kept_photos.uploads_removed(state, [c])  # a new upload then: b.jpg stays
+    kept_photos.take_uploads(state, [c])
+    assert [p.name for p in kept_photos.kept(state).values()] == ["b.jpg", "c.jpg"]
+    kept_photos.uploads_removed(state, [])  # the uploader's × on c.jpg
     assert [p.name for p in kept_photos.kept(state).values()] == ["b.jpg"]
     sent = tmp_path / "sent.jpg"
     sent.write_bytes(b"ccc")
