@@ -37,15 +37,16 @@ class Distributed:
     local_rank: int
 
 
-def init_distributed() -> Distributed | None:
-    """The process group torchrun asks for (WORLD_SIZE > 1: NCCL with GPUs, else gloo), or None."""
+def init_distributed(use_cuda: bool) -> Distributed | None:
+    """The process group torchrun asks for (WORLD_SIZE > 1), or None: NCCL when the evaluation runs on
+    GPUs (one per process), gloo on CPUs, also on a machine that has a GPU (`--device cpu`)."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return None
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     if not dist.is_initialized():
-        if torch.cuda.is_available():
+        if use_cuda:
             torch.cuda.set_device(local_rank)
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        dist.init_process_group("nccl" if use_cuda else "gloo")
     return Distributed(dist.get_rank(), dist.get_world_size(), local_rank)
 
 

@@ -74,7 +74,7 @@ def export_onnx(model: RAMModel, path: str | os.PathLike, opset: int = OPSET) ->
                           "(or pip install onnx onnxruntime)") from None
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    wrapper = ScoresModel(model.cpu())
+    wrapper = ScoresModel(model).cpu()  # a copy: the caller's model stays on its device
     s = model.cfg.input_size
     example = torch.zeros(2, 3, s, s)
     dynamic = {INPUT_NAME: {0: "batch"}, **{name: {0: "batch"} for name in OUTPUT_NAMES}}

@@ -66,10 +66,9 @@ def run(args: argparse.Namespace) -> int:
     from ..inference import Predictor, device_label, resolve_device
 
     split = args.split if args.split is not None else DEFAULT_SPLIT[args.data]
-    ctx = init_distributed()  # under torchrun: this process's rank and the number of processes
-    device = args.device
-    if ctx is not None and resolve_device(device).type == "cuda":
-        device = f"cuda:{ctx.local_rank}"
+    use_cuda = resolve_device(args.device).type == "cuda"
+    ctx = init_distributed(use_cuda)  # under torchrun: this process's rank and the number of processes
+    device = f"cuda:{ctx.local_rank}" if ctx is not None and use_cuda else args.device
     predictor = Predictor.from_checkpoint(args.checkpoint, device)
     if ctx is None or ctx.rank == 0:
         print(f"model: {predictor.info.source} on {device_label(predictor.device)}"
