@@ -56,7 +56,9 @@ with model_col:
         cols = app.metric_row(3)
         cols[0].metric("Steps (K)", p.cfg.num_steps if p.cfg.head == "ram" else 0)
         cols[1].metric("Classes", p.cfg.num_classes)
-        cols[2].metric("mAP", facts.get("mAP", "—"), help="From the checkpoint's evaluation summary, if any")
+        cols[2].metric("mAP", facts.get("mAP", "—"),
+                       help="From the checkpoint's evaluation summary, else the validation mAP training stored "
+                            "with its best epoch" + (" (this one)" if "mAP from" in facts else ""))
         st.markdown(f"**{model.source.name}** · {facts['Backbone']} · input {facts['Input']}  \n"
                     f"Running on **{device_label(p.device)}**")
         if "Trained on" in facts:

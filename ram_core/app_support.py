@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import hashlib
 import os
+import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -436,30 +437,39 @@ def describe_model(predictor: Predictor) -> dict[str, str]:
         "Input": f"{cfg.input_size} × {cfg.input_size}",
     }
     data = (info.provenance or {}).get("data")
-    if data:
-        facts["Trained on"] = str(data)
+    if data:  # older checkpoints name the dataset root by its absolute path on the training machine
+        facts["Trained on"] = re.sub(r"^(\w+):(/\S*/)?([^/\s]+)/?(\s|$)", r"\1:\3\4", str(data))
     date = (info.provenance or {}).get("date")
     if date:
         facts["Date"] = str(date)[:10]
     if info.class_thresholds:
         facts["Thresholds"] = f"per class ({len(info.class_thresholds)})"
     m = evaluation_map(info.evaluation)
+    trained = m is None  # no evaluation yet: the validation mAP training stored (all the shipped model has)
+    m = training_val_map(info.evaluation) if trained else m
     if m is not None:
         facts["mAP"] = f"{m:.1f}" if m > 1 else f"{100 * m:.1f}"
+        if trained:
+            facts["mAP from"] = "validation during training"
     return facts
 
 
 def evaluation_map(evaluation: dict | None) -> float | None:
-    """The mAP in an evaluation summary, wherever the evaluator put it (mAP, map, metrics.mAP, or
-    val_mAP: what training stores, over all classes, in the shipped model)."""
+    """The mAP in an evaluation summary, wherever the evaluator put it (mAP, map, metrics.mAP)."""
     if not isinstance(evaluation, dict):
         return None
     for d in (evaluation, evaluation.get("metrics") or {}, evaluation.get("summary") or {}):
         if isinstance(d, dict):
-            for k in ("mAP", "map", "mean_ap", "val_mAP"):
+            for k in ("mAP", "map", "mean_ap"):
                 if isinstance(d.get(k), (int, float)):
                     return float(d[k])
     return None
+
+
+def training_val_map(evaluation: dict | None) -> float | None:
+    """The validation mAP (all classes) training stored with the best epoch (val_mAP), if any."""
+    value = evaluation.get("val_mAP") if isinstance(evaluation, dict) else None
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 def model_picker() -> ModelState:

@@ -163,6 +163,12 @@ def test_evaluation_map_is_found_where_the_evaluator_put_it():
 
 def test_the_shipped_models_training_map_is_its_map():
     """The shipped checkpoint stores its validation mAP as val_mAP: the Home page shows it, not '—'."""
-    assert app.evaluation_map({"val_mAP": 73.0119, "val_CF1": 53.3}) == 73.0119
+    assert app.training_val_map({"val_mAP": 73.0119, "val_CF1": 53.3}) == 73.0119
+    assert app.evaluation_map({"val_mAP": 73.0119}) is None  # not an evaluation (the picker's labels)
     predictor = app.Predictor.from_checkpoint(None, "cpu")
-    assert app.describe_model(predictor)["mAP"] == f"{app.evaluation_map(predictor.info.evaluation):.1f}"
+    facts = app.describe_model(predictor)
+    assert facts["mAP"] == f"{predictor.info.evaluation['val_mAP']:.1f}"
+    assert facts["mAP from"] == "validation during training"
+    # its provenance names the training machine's absolute dataset path: shown by the folder's name
+    assert predictor.info.provenance["data"].startswith("voc:/")
+    assert facts["Trained on"].startswith("voc:VOCdevkit ") and "/" not in facts["Trained on"].split()[0]
