@@ -516,6 +516,16 @@ with tab_att:
                         help="The same boxes scored against the next photo's objects: what a fixed layout "
                              "would get. Attention that follows the photo scores higher on its own.")
             h[2].metric("Difference", f"{hits['hit_rate'] - hits['hit_rate_other_photo']:+.1f} points")
+        div = report.get("step_diversity") or {}
+        if div.get("objects_visited") is not None:
+            d = st.columns(3)
+            d[0].metric("Objects visited per photo", f"{div['objects_visited']:.2f}",
+                        help=f"On the {div['num_images']} photos with two or more annotated objects "
+                             f"({div['objects']:.1f} on average): how many distinct objects the step centres land on.")
+            d[1].metric("Same boxes on another photo", f"{div['objects_visited_other']:.2f}",
+                        help="The same boxes laid on the next such photo: what a fixed layout would visit.")
+            d[2].metric("All steps on one object", f"{div['all_on_one_object']:.0f}%",
+                        help="Share of those photos whose steps that land on an object all land on the same one.")
         positives_only = st.toggle("Only each class's positive images", True, key="evaluate.max_pos")
         st.plotly_chart(ev.max_step_figure(ev.max_step_frequency(data, positives_only)), key="evaluate.max_step",
                         config={"displaylogo": False})

@@ -131,6 +131,10 @@ class RAMConfig:
     # class-specific attention pooling of the region classifier's class maps (CSRA's residual term,
     # at csra_temperature); 0: off, as in the paper
     global_attention: float = 0.0
+    # RAM head: standardise each channel of the map (mean and std measured on the training photos'
+    # features, stored with the weights) before the region encoder; the ImageNet prior, the region
+    # classifier and the evidence map still read the raw map (feature_norm.py)
+    feature_norm: bool = False
     # at inference, average the logits of the image and its mirror image (boxes: the image's own)
     test_time_flip: bool = False
     freeze_backbone: bool = True

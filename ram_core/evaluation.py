@@ -34,7 +34,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from . import metrics
-from .attention_stats import box_hit_rates
+from .attention_stats import box_hit_rates, step_diversity
 from .config import RAMConfig
 from .errors import DatasetError, RAMError
 from .locations import display_path, path_in_root
@@ -95,6 +95,7 @@ def model_summary(cfg: RAMConfig) -> dict[str, Any]:
         "memory": cfg.memory,
         "score_activation": cfg.score_activation,
         "test_time_flip": cfg.test_time_flip,
+        "feature_norm": cfg.feature_norm,
         "num_classes": cfg.num_classes,
         "anchors": cfg.anchors if cfg.num_attention_steps else [],  # (t_x, t_y) per step, [-1, 1] frame
         "init_scale": cfg.init_scale,
@@ -299,15 +300,39 @@ def evaluate_dataset(
 
 def result_from_outputs(predictor: Predictor, dataset, raw: RawOutputs, threshold: float = 0.5,
                         dataset_info: dict[str, Any] | None = None) -> EvaluationResult:
-    """Score the model's outputs on the dataset: the report and the EvaluationResult."""
-    cfg = predictor.cfg
+    """score_outputs on what run_model (or the merged shards of several processes) gave."""
+    if not raw.kept:
+        raise DatasetError(f"{getattr(dataset, 'name', 'dataset')}: none of its {len(dataset)} images could be read")
+    return score_outputs(raw.outputs, predictor.cfg, dataset, raw.kept, raw.sizes, threshold=threshold,
+                         info=predictor.info, dataset_info=dataset_info, device=str(predictor.device),
+                         seconds=raw.seconds, skipped=raw.skipped)
+
+
+def score_outputs(
+    outputs: RAMOutput,
+    cfg: RAMConfig,
+    dataset,
+    kept: list[int],
+    sizes: list[tuple[int, int]],
+    *,
+    threshold: float = 0.5,
+    info=None,
+    dataset_info: dict[str, Any] | None = None,
+    device: str = "cpu",
+    seconds: float = 0.0,
+    skipped: list[str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> EvaluationResult:
+    """An EvaluationResult from a model's raw outputs on dataset items `kept` (in that order).
+
+    evaluate_dataset calls it after running the model (through result_from_outputs; so does rank 0
+    of a torchrun evaluation on the merged shards); scripts/bundle_cv_evaluation.py calls it on
+    out-of-fold outputs (every photo scored by a model that never saw it).  sizes: decoded (width,
+    height) per kept item, the frame of the trace's pixel boxes.  info: the checkpoint's LoadInfo
+    (source, provenance), or None.  extra: more report fields (e.g. how the outputs were made).
+    """
     n = len(dataset)
     classes, model_cols, data_cols = _align_classes(list(cfg.class_names), list(dataset.class_names))
-    device = predictor.device
-    kept, sizes, skipped, seconds, outputs = raw.kept, raw.sizes, raw.skipped, raw.seconds, raw.outputs
-    if not kept:
-        raise DatasetError(f"{getattr(dataset, 'name', 'dataset')}: none of its {n} images could be read")
-
     idx = np.asarray(kept)
     targets = np.asarray(dataset.targets, np.float32)[idx][:, data_cols]
     eval_masks = np.asarray(dataset.eval_masks, np.float32)[idx][:, data_cols]
@@ -328,25 +353,28 @@ def result_from_outputs(predictor: Predictor, dataset, raw: RawOutputs, threshol
     if outputs.transforms.shape[1] and any(boxes):
         # Hit rates against the annotation's frame (boxes are in its pixels), else the decoded size.
         ann_sizes = [dataset.image_sizes[i] or sizes[j] for j, i in enumerate(kept)]
-        report["box_hit_rates"] = _nan_to_none(box_hit_rates(
-            transform_to_box(outputs.transforms).numpy(), boxes, ann_sizes))
+        step_boxes = transform_to_box(outputs.transforms).numpy()
+        report["box_hit_rates"] = _nan_to_none(box_hit_rates(step_boxes, boxes, ann_sizes))
+        # Do the steps find different objects? (photos with two or more annotated objects)
+        report["step_diversity"] = _nan_to_none(step_diversity(step_boxes, boxes, ann_sizes))
 
     all_targets = np.asarray(dataset.targets)[idx] > 0.5
     all_masks = np.asarray(dataset.eval_masks)[idx] > 0
-    info = predictor.info
     report.update(
         format=FORMAT,
         class_names=classes,
-        checkpoint=display_path(info.source),
+        checkpoint=display_path(info.source) if info is not None else None,
         model=model_summary(cfg),
-        provenance={k: info.provenance.get(k) for k in ("data", "date", "git_commit") if k in info.provenance},
+        provenance=({k: info.provenance.get(k) for k in ("data", "date", "git_commit") if k in info.provenance}
+                    if info is not None else {}),
         dataset={"name": getattr(dataset, "name", "dataset"), "num_images": n, **(dataset_info or {})},
         classes_not_in_model=[c for c in dataset_classes if c not in classes],
-        skipped=skipped,
-        device=str(device),
+        skipped=list(skipped or []),
+        device=device,
         seconds=round(seconds, 3),
         images_per_second=round(len(kept) / seconds, 2) if seconds > 0 else None,
         date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **(extra or {}),
     )
     report = _nan_to_none(report)
     return EvaluationResult(

@@ -179,6 +179,8 @@ def main() -> None:
                   + (f" hits {hits.get('hit_rate', 0):.1f}/{hits.get('hit_rate_other_photo', 0):.1f}" if hits else "")
                 + (f" objects {div.get('objects_visited', 0):.2f}/{div.get('objects_visited_other', 0):.2f}"
                    f" one-object {div.get('all_on_one_object', 0):.0f}%" if div else "")
+                  + (f" | {'without' if tta else 'with'} flip: {summary['other_flip_setting']['mAP_mean_over_folds']:.2f}"
+                     if "other_flip_setting" in summary else "")
                   + f"  [{time.perf_counter() - t0:.0f} s]", flush=True)
 
 

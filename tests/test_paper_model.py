@@ -179,3 +179,32 @@ def test_paper_loss_is_the_papers_sum_on_a_paper_head():
     lp = (0.1 - t[..., :2]).clamp(min=0).sum() / 3
     assert torch.isclose(terms.classification, cls, atol=1e-6)
     assert torch.isclose(terms.total, cls + 0.1 * (ls + 0.01 * la + 0.1 * lp), atol=1e-6)
+
+
+def test_feature_norm_standardises_the_map_the_region_encoder_reads():
+    """feature_norm: the recurrent path reads (f - mean) / std per channel, with the statistics
+    measured on training features; a head without it is unchanged (and has no such buffers)."""
+    import numpy as np
+
+    from ram_core.feature_norm import channel_stats, set_feature_stats
+    from ram_core.heads import RecurrentAttentionHead
+
+    rng = np.random.default_rng(0)
+    feats = (rng.random((10, 6, 4, 5)) * np.arange(1, 7)[None, :, None, None] + np.arange(6)[None, :, None, None]).astype(np.float16)
+    mean, std = channel_stats(feats, chunk=3)
+    ref = feats.astype(np.float64)
+    assert np.allclose(mean.numpy(), ref.mean((0, 2, 3)), atol=1e-4)
+    assert np.allclose(std.numpy(), ref.std((0, 2, 3)), atol=1e-4)
+
+    cfg = paper_config(["a", "b", "c"]).replace(feature_norm=True, region_channels=4, embed_dim=8, hidden_size=8, z_size=8)
+    torch.manual_seed(0)
+    head = RecurrentAttentionHead(cfg, 6)
+    assert set_feature_stats(head, feats)
+    plain = RecurrentAttentionHead(cfg.replace(feature_norm=False), 6)
+    plain.load_state_dict({k: v for k, v in head.state_dict().items() if not k.startswith("feature_")})
+    assert not hasattr(plain, "feature_mean") and not set_feature_stats(plain, feats)
+    x = torch.from_numpy(feats.astype(np.float32))
+    normed = (x - mean[:, None, None]) / std[:, None, None]
+    with torch.no_grad():
+        assert torch.allclose(head(x).step_logits, plain(normed).step_logits, atol=1e-5)
+        assert not torch.allclose(head(x).step_logits, plain(x).step_logits, atol=1e-3)

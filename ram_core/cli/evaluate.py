@@ -97,6 +97,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"mAP {fmt(r['mAP'])}  CF1 {fmt(r['CF1'])}  OF1 {fmt(r['OF1'])}  "
           f"(top-3: CF1 {fmt(r['top3']['CF1'])}  OF1 {fmt(r['top3']['OF1'])})  "
           f"on {r['num_images']} images, {fmt(r['images_per_second'])} images/s")
+    hits, div = r.get("box_hit_rates") or {}, r.get("step_diversity") or {}
+    if hits.get("hit_rate") is not None:
+        print(f"step box centres on an object: {fmt(hits['hit_rate'])}% "
+              f"(the same boxes on another photo: {fmt(hits['hit_rate_other_photo'])}%)")
+    if div.get("objects_visited") is not None:
+        print(f"objects visited by the steps on {div['num_images']} photos with 2+ objects: "
+              f"{fmt(div['objects_visited'])} (another photo's: {fmt(div['objects_visited_other'])}); "
+              f"all steps on one object: {fmt(div['all_on_one_object'])}%")
     if r["skipped"]:
         print(f"left out {len(r['skipped'])} unreadable image(s), e.g. {r['skipped'][0]}", file=sys.stderr)
     if r["classes_not_in_model"]:

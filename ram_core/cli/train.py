@@ -13,7 +13,7 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "region_size": 7, "region_encoder": "flatten", "region_channels": 128, "hidden_size": 512, "embed_dim": 512,
     "z_size": 0, "memory": True, "dropout": 0.3, "transform_mode": "direct", "init_scale": 0.5,
     "fuse_global": False, "imagenet_prior": False, "imagenet_mode": "prior", "region_skip": False,
-    "csra_lambda": 0.1, "csra_temperature": 1.0, "test_time_flip": False,
+    "csra_lambda": 0.1, "csra_temperature": 1.0, "test_time_flip": False, "feature_norm": False,
     "evidence_sigma": 0.25, "evidence_inhibition": 0.0, "global_attention": 0.0,
     "classification_loss": "bce", "anchor_weight": 0.1, "scale_weight": 0.1, "positive_weight": 0.1,
     "gamma": 1.0, "alpha": 0.5, "beta": 0.1,
@@ -26,6 +26,7 @@ _FIELDS = {
     "dropout": "dropout", "transform_mode": "transform_mode", "init_scale": "init_scale",
     "fuse_global": "fuse_global", "imagenet_mode": "imagenet_mode", "region_skip": "region_skip",
     "csra_lambda": "csra_lambda", "csra_temperature": "csra_temperature", "test_time_flip": "test_time_flip",
+    "feature_norm": "feature_norm",
     "evidence_sigma": "evidence_sigma", "evidence_inhibition": "evidence_inhibition",
     "global_attention": "global_attention",
     "classification_loss": "loss.classification", "anchor_weight": "loss.anchor_weight",
@@ -97,6 +98,9 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     m.add_argument("--csra-temperature", type=float, help=_d("csra_temperature"))
     m.add_argument("--test-time-flip", action=argparse.BooleanOptionalAction, default=None,
                    help="average the scores of each image and its mirror image at inference")
+    m.add_argument("--feature-norm", action=argparse.BooleanOptionalAction, default=None,
+                   help="RAM: standardise each channel of the map (statistics of the training photos' features) "
+                        "before the region encoder" + _d("feature_norm"))
     loss = p.add_argument_group("loss: L = cls + gamma * (scale_weight L_S + anchor_weight L_A + positive_weight L_P)")
     loss.add_argument("--classification-loss", choices=list(CLASSIFICATION_LOSSES),
                       help="softmax_mse: the paper's; bce; sigmoid_mse" + _d("classification_loss"))

@@ -161,6 +161,9 @@ class RecurrentAttentionHead(nn.Module):
             with torch.no_grad():  # the whole map for the paper (init_scale 1)
                 self.localizer.bias.copy_(torch.tensor(base))
         self.register_buffer("anchors", torch.tensor(cfg.anchors, dtype=torch.float32), persistent=False)
+        if cfg.feature_norm:  # measured on the training features before training (feature_norm.py)
+            self.register_buffer("feature_mean", torch.zeros(in_channels))
+            self.register_buffer("feature_std", torch.ones(in_channels))
 
     def attention_pooled(self, features: torch.Tensor) -> torch.Tensor:
         """(B, C_in, H, W) -> (B, classes): sum_x softmax_x(T s_c(x)) s_c(x), s_c(x) the region
@@ -184,7 +187,11 @@ class RecurrentAttentionHead(nn.Module):
 
         cfg = self.cfg
         b, k_steps = features.shape[0], cfg.num_steps
-        prepared = self.encoder.prepare(features)
+        normed = features
+        if cfg.feature_norm:
+            normed = (features - self.feature_mean[:, None, None].to(features.dtype)) / \
+                self.feature_std[:, None, None].to(features.dtype)
+        prepared = self.encoder.prepare(normed)
         evidence = self.localizer.evidence_map(features) if cfg.transform_mode == "evidence" else None
         needs_pooled = self.region_classifier is not None or self.prior is not None
         transform = features.new_tensor(IDENTITY).expand(b, 4)  # M_0

@@ -25,6 +25,7 @@ import torch
 
 from .. import metrics
 from ..config import RAMConfig
+from ..feature_norm import set_feature_stats
 from ..losses import ram_loss
 from ..model import RAMOutput, average_with_mirror, build_head, probabilities
 from .loop import _lr_lambda
@@ -114,6 +115,7 @@ def fit_head(cfg: RAMConfig, recipe: Recipe, views: list[np.ndarray], targets: n
     head = build_head(cfg)
     if init is not None:
         init(head)
+    set_feature_stats(head, views[0])
     batches = ViewBatches(views if recipe.flip_views else views[:1], targets, masks, recipe.batch_size, seed)
     params = [p for p in head.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
@@ -211,20 +213,27 @@ def cross_validate(cfg: RAMConfig, recipe: Recipe, views: list[np.ndarray], targ
     n = len(targets)
     selected = selected_classes(targets, eval_masks, min_positives)
     parts: dict[int, RAMOutput] = {}
-    fold_map = []
+    fold_map, other_map = [], []  # other_map: the same fold models with test-time flip toggled
     for f in sorted(set(folds.tolist())):
         if only_folds is not None and f not in only_folds:  # quick looks only: not a CV result
             continue
         tr, te = np.flatnonzero(folds != f), np.flatnonzero(folds == f)
         head = fit_head(cfg, recipe, [v[tr] for v in views], targets[tr], train_masks[tr], seed=seed, init=init)
-        mirrored = views[1][te] if (test_time_flip and len(views) > 1) else None
-        out = head_outputs(head, views[0][te], mirrored)
+        out = head_outputs(head, views[0][te])
+        # the same fold model with test-time flip averaging (and without it): both measured, one kept
+        other = head_outputs(head, views[0][te], views[1][te]) if len(views) > 1 else None
+        if test_time_flip and other is not None:
+            out, other = other, out
         parts[f] = out
-        scores = probabilities(out.logits, cfg).numpy()
-        ap = metrics.per_class_ap(scores, targets[te], eval_masks[te])
+        ap = metrics.per_class_ap(probabilities(out.logits, cfg).numpy(), targets[te], eval_masks[te])
         fold_map.append(float(np.nanmean(ap[selected]) * 100))
+        if other is not None:
+            ap = metrics.per_class_ap(probabilities(other.logits, cfg).numpy(), targets[te], eval_masks[te])
+            other_map.append(float(np.nanmean(ap[selected]) * 100))
         if log:
-            log(f"  fold {f}: mAP {fold_map[-1]:.2f}  ({time.perf_counter() - t0:.0f} s)")
+            log(f"  fold {f}: mAP {fold_map[-1]:.2f}"
+                + (f" ({'without' if test_time_flip else 'with'} test-time flip: {other_map[-1]:.2f})" if other_map else "")
+                + f"  ({time.perf_counter() - t0:.0f} s)")
     if only_folds is not None:
         return CVResult(cfg, recipe, seed, folds, parts[min(parts)], np.zeros(0), fold_map, np.zeros(0),
                         selected, time.perf_counter() - t0, {"only_folds": only_folds})
@@ -237,5 +246,9 @@ def cross_validate(cfg: RAMConfig, recipe: Recipe, views: list[np.ndarray], targ
     oof = take(stacked, inverse)
     oof_scores = probabilities(oof.logits, cfg).numpy()
     pooled = metrics.per_class_ap(oof_scores, targets, eval_masks)
+    extra = {}
+    if other_map:
+        extra["other_flip_setting"] = {"test_time_flip": not test_time_flip, "fold_mAP": other_map,
+                                       "mAP_mean_over_folds": float(np.mean(other_map))}
     return CVResult(cfg, recipe, seed, folds, oof, oof_scores, fold_map, pooled, selected,
-                    time.perf_counter() - t0)
+                    time.perf_counter() - t0, extra)

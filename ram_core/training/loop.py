@@ -31,6 +31,7 @@ from ..errors import CheckpointError
 from ..inference import ImageTransform, autocast_for
 from ..losses import ram_loss
 from ..model import RAMModel, build_head, init_prior_from_backbone, probabilities
+from ..feature_norm import set_feature_stats
 from .feature_cache import FeatureCache
 
 
@@ -177,11 +178,18 @@ def train(cfg: RAMConfig, opts: TrainOptions, train_set, val_set=None) -> dict[s
                                     train_set.masks, opts.seed)
         if val_set is not None:
             val_feats = cached(val_set, "orig")
+        set_feature_stats(model.head, train_data.views[0])  # cfg.feature_norm only
         model.backbone.cpu()  # not needed again: free the device for the head
         trainable = model.head
     else:
         train_set.transform = ImageTransform(cfg, hflip=False)
         train_data = _FlipAugment(train_set, "hflip" in opts.views, opts.seed)
+        if cfg.feature_norm:  # statistics of the starting backbone's map on up to 256 training photos
+            model.eval()
+            with torch.no_grad():
+                first = [model.backbone(train_set[i][0][None].to(device)).float().cpu()
+                         for i in range(min(256, len(train_set)))]
+            set_feature_stats(model.head, torch.cat(first))
         trainable = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(trainable, device_ids=[device.index] if device.type == "cuda" else None)
