@@ -89,6 +89,41 @@ def columns_from_result(result) -> dict[str, np.ndarray]:
     }
 
 
+def columns_from_eval_data(data) -> dict[str, np.ndarray]:
+    """The columns of an evaluation read from its JSONL (eval_views.EvalData: arrays plus its records),
+    for a folder written before the columns existed (`ram-studio columns DIR`)."""
+    records = data.records
+    truth_names, truth_index, truth_offsets = _names_index([r.get("ground_truth") or [] for r in records])
+    objects = [r.get("objects") or [] for r in records]
+    object_names = sorted({o[0] for row in objects for o in row})
+    name_index = {c: k for k, c in enumerate(object_names)}
+    _, object_offsets = ragged(objects)
+    flat = [o for row in objects for o in row]
+    return {
+        "format": np.asarray(COLUMNS_FORMAT),
+        "class_names": np.asarray(data.class_names, dtype=str),
+        "ids": np.asarray(data.ids, dtype=str),
+        "images": np.asarray(data.images, dtype=str),
+        "sizes": np.asarray(data.sizes, np.int32).reshape(len(data.ids), 2),
+        "scores": np.asarray(data.scores, np.float32),
+        "global_scores": np.asarray(data.global_scores, np.float32),
+        "step_scores": np.asarray(data.step_scores, np.float32),
+        "transforms": np.asarray(data.transforms, np.float32),
+        "box_norm": np.asarray(data.box_norm, np.float32),
+        "max_step": np.asarray(data.max_step, np.int8),
+        "targets": np.asarray(data.targets, bool),
+        "masks": np.asarray(data.masks, bool),
+        "truth_names": truth_names,
+        "truth_index": truth_index,
+        "truth_offsets": truth_offsets,
+        "object_names": np.asarray(object_names, dtype=str),
+        "object_class": np.asarray([name_index[o[0]] for o in flat], np.int32),
+        "object_box": np.asarray([o[1:5] for o in flat], np.float32).reshape(len(flat), 4),
+        "object_difficult": np.asarray([bool(o[5]) if len(o) > 5 else False for o in flat], bool),
+        "object_offsets": object_offsets,
+    }
+
+
 def write_columns(path: str | os.PathLike, columns: dict[str, np.ndarray]) -> Path:
     """np.savez (uncompressed: it opens fastest) to a temporary file, then renamed into place."""
     path = Path(path)

@@ -248,6 +248,24 @@ def eval_data_from_columns(report: dict[str, Any], cols: dict[str, np.ndarray], 
     return data
 
 
+def add_columns(path: str | os.PathLike) -> Path:
+    """Write predictions.npz for a saved evaluation that has only its JSONL (made before the columns
+    existed) and name it in its report.json; returns the columns' path."""
+    import json
+
+    from .eval_columns import COLUMNS_FILE, columns_from_eval_data, write_columns
+    from .evaluation import REPORT_FILE
+
+    data = open_evaluation(path, prefer_columns=False)
+    out = write_columns(Path(path) / COLUMNS_FILE, columns_from_eval_data(data))
+    report = json.loads((Path(path) / REPORT_FILE).read_text(encoding="utf-8"))
+    report["columns"] = COLUMNS_FILE
+    tmp = Path(path) / f".{REPORT_FILE}.tmp"
+    tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, Path(path) / REPORT_FILE)
+    return out
+
+
 def open_evaluation(path: str | os.PathLike, prefer_columns: bool = True) -> EvalData:
     """A saved evaluation: from its columns (predictions.npz) when the report names them and they are
     there, else from predictions.jsonl (older folders, or prefer_columns=False)."""

@@ -106,3 +106,27 @@ def test_damaged_columns_are_named(evaluated, tmp_path):
 def test_ragged_rows():
     flat, offsets = ragged([[1, 2], [], [3]])
     assert flat.tolist() == [1, 2, 3] and offsets.tolist() == [0, 2, 2, 3]
+
+
+def test_columns_command_converts_an_older_jsonl_only_folder(tmp_path, capsys):
+    """The bundled evaluations were written before the columns: `columns DIR` adds them."""
+    import shutil
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parent.parent / "assets" / "evaluations" / "default_val"
+    old = tmp_path / "default_val"
+    shutil.copytree(src, old)
+    assert "columns" not in json.loads((old / "report.json").read_text())
+    slow = open_evaluation(old)
+    assert isinstance(slow.records, list)
+    assert main(["columns", str(old)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    fast = open_evaluation(old)
+    assert isinstance(fast.records, ColumnRecords) and fast.ids == slow.ids and fast.images == slow.images
+    for key in ("scores", "global_scores", "max_step", "targets", "masks"):
+        np.testing.assert_array_equal(getattr(fast, key), getattr(slow, key), err_msg=key)
+    np.testing.assert_allclose(fast.box_norm, slow.box_norm, atol=1e-6)
+    for i in (0, 100, len(fast) - 1):
+        a, b = fast.records[i], slow.records[i]
+        assert a["ground_truth"] == b["ground_truth"] and a.get("objects") == b.get("objects")
+    assert summary(fast, 0.5)["mAP"] == pytest.approx(summary(slow, 0.5)["mAP"])

@@ -13,7 +13,7 @@ import sys
 
 from ..errors import RAMError
 
-COMMANDS = ("predict", "probe", "train", "evaluate", "thresholds", "info", "export", "app")
+COMMANDS = ("predict", "probe", "train", "evaluate", "columns", "thresholds", "info", "export", "app")
 
 
 def _prog() -> str:
