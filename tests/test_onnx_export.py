@@ -94,3 +94,21 @@ def test_export_without_onnx_says_what_to_install(monkeypatch, random_model, tmp
     with pytest.raises(ExportError, match="pip install"):
         export_onnx(random_model, tmp_path / "x.onnx")
     assert not (tmp_path / "x.onnx").exists()
+
+
+@pytest.mark.parametrize("head", ["baseline", "csra"])
+def test_heads_without_steps_export_with_empty_step_outputs(head, tmp_path):
+    from ram_core.backbones import RANDOM_INIT
+    from ram_core.config import RAMConfig
+    from ram_core.model import build_model, probabilities
+
+    cfg = RAMConfig(class_names=["a", "b", "c"], input_size=64, num_steps=2, region_size=2, embed_dim=8,
+                    hidden_size=8, head=head)
+    torch.manual_seed(0)
+    model = build_model(cfg, RANDOM_INIT).eval()
+    x = torch.randn(2, 3, 64, 64)
+    got = _onnx_probabilities(export_onnx(model, tmp_path / "m.onnx"), x.numpy())
+    with torch.no_grad():
+        expected = probabilities(model(x).logits, cfg).numpy()
+    assert np.abs(got["scores"] - expected).max() <= 1e-4
+    assert got["step_scores"].shape == (2, 0, 3) and got["transforms"].shape == (2, 0, 4)
