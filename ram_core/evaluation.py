@@ -262,7 +262,7 @@ def run_model(predictor: Predictor, dataset, batch_size: int = 16, workers: int 
     if parts:
         outputs = RAMOutput(*(torch.cat([getattr(p, f) for p in parts]) for f in fields))
     else:  # a shard with no readable image: empty tensors of the right widths
-        m, k = len(cfg.class_names), cfg.num_steps if cfg.head == "ram" else 0
+        m, k = len(cfg.class_names), cfg.num_attention_steps
         outputs = RAMOutput(torch.zeros(0, m), torch.zeros(0, m), torch.zeros(0, k, m), torch.zeros(0, k, 4))
     return RawOutputs(outputs, kept, sizes, skipped, time.perf_counter() - t0)
 

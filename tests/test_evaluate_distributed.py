@@ -95,3 +95,30 @@ def test_an_unreadable_photo_in_another_ranks_shard_is_named_not_waited_for(tmp_
     assert proc.returncode != 0
     assert broken.name in proc.stderr and "--skip-bad" in proc.stderr
     assert not (tmp_path / "out" / "report.json").exists()
+
+
+def test_a_rank_with_no_batch_contributes_an_empty_part(tmp_path, random_model):
+    """3 photos in one batch of 4 on 2 ranks: rank 0 gets nothing, its empty part merges cleanly."""
+    from ram_core.checkpoints import CheckpointInfo
+    from ram_core.evaluation import merge_raw, result_from_outputs, run_model
+    from ram_core.evaluation_distributed import load_part, save_part
+    from ram_core.inference import Predictor
+
+    make_synthetic_voc(tmp_path / "s", 4, image_size=64, classes=["circle", "square", "triangle"], seed=2)
+    from ram_core.data import build_dataset
+
+    dataset = build_dataset("synthetic", tmp_path / "s", "trainval").subset(range(3))
+    predictor = Predictor(random_model, CheckpointInfo(random_model.cfg, "checkpoint", source="t"), torch.device("cpu"))
+    assert shard_indices(3, 4, 0, 2) == [] and shard_indices(3, 4, 1, 2) == [0, 1, 2]
+    parts = []
+    for rank in range(2):
+        raw = run_model(predictor, dataset, 4, 0, indices=shard_indices(3, 4, rank, 2))
+        save_part(tmp_path / f"p{rank}.pt", raw)
+        parts.append(load_part(tmp_path / f"p{rank}.pt"))
+    assert parts[0].outputs.step_logits.shape == (0, random_model.cfg.num_steps, 3)
+    merged = merge_raw(parts)
+    whole = run_model(predictor, dataset, 4, 0)
+    assert merged.kept == whole.kept == [0, 1, 2]
+    assert torch.equal(merged.outputs.logits, whole.outputs.logits)
+    result = result_from_outputs(predictor, dataset, merged)
+    assert result.report["num_images"] == 3
