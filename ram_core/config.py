@@ -26,6 +26,7 @@ PAPER_ANCHORS: tuple[tuple[float, float], ...] = (
 HEADS = ("ram", "baseline", "csra")
 REGION_ENCODERS = ("pool", "flatten", "maxpool")
 IMAGENET_MODES = ("prior", "init", "prior+init")
+FUSIONS = ("max", "average")
 
 
 def default_anchors(num_steps: int) -> list[list[float]]:
@@ -115,6 +116,10 @@ class RAMConfig:
     evidence_inhibition: float = 0.0
     init_scale: float = 0.5  # s_x = s_y at initialisation (anchored mode, and the bias in direct mode)
     fuse_global: bool = False  # paper default: the fused score is the max over steps 1..K only
+    # "max": the image's scores are the category-wise max over the steps (the paper; fuse_global says
+    # whether step 0 joins); "average": the mean of step 0's scores and the max over steps 1..K, the
+    # whole photo and its best regions weighing the same (fuse_global must be off)
+    fusion: str = "max"
     # ImageNet class indices per class (aligned with class_names), see imagenet_prior.py; None: the
     # ImageNet classifier is not used, as in the paper.  How the groups are used:
     #   "prior": each score adds the group's ImageNet probability as a logit (a learned scale and bias)
@@ -154,6 +159,10 @@ class RAMConfig:
             raise ValueError(f"head must be one of {', '.join(HEADS)}, got {self.head!r}")
         if self.region_encoder not in REGION_ENCODERS:
             raise ValueError(f"region_encoder must be one of {', '.join(REGION_ENCODERS)}, got {self.region_encoder!r}")
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
+        if self.fusion == "average" and self.fuse_global:
+            raise ValueError("fusion='average' already weighs the global step in; it needs fuse_global=False")
         if self.imagenet_mode not in IMAGENET_MODES:
             raise ValueError(f"imagenet_mode must be one of {', '.join(IMAGENET_MODES)}, got {self.imagenet_mode!r}")
         if self.region_encoder == "maxpool" and self.region_size % 2:

@@ -89,6 +89,7 @@ def model_summary(cfg: RAMConfig) -> dict[str, Any]:
         "region_encoder": cfg.region_encoder,
         "transform_mode": cfg.transform_mode,
         "fuse_global": cfg.fuse_global,
+        "fusion": cfg.fusion,
         "imagenet_prior": cfg.uses_prior,
         "imagenet_init": cfg.uses_imagenet_init,
         "z_size": cfg.z_size,

@@ -208,3 +208,17 @@ def test_feature_norm_standardises_the_map_the_region_encoder_reads():
     with torch.no_grad():
         assert torch.allclose(head(x).step_logits, plain(normed).step_logits, atol=1e-5)
         assert not torch.allclose(head(x).step_logits, plain(x).step_logits, atol=1e-3)
+
+
+def test_average_fusion_is_the_mean_of_the_global_step_and_the_steps_max():
+    from ram_core.config import RAMConfig
+    from ram_core.heads import RecurrentAttentionHead
+
+    cfg = RAMConfig(class_names=["a", "b", "c"], num_steps=3, region_channels=4, embed_dim=8, hidden_size=8,
+                    region_encoder="flatten", region_size=4, fusion="average")
+    torch.manual_seed(0)
+    head = RecurrentAttentionHead(cfg, 6).eval()
+    out = head(torch.randn(2, 6, 5, 5))
+    assert torch.allclose(out.logits, (out.global_logits + out.step_logits.amax(1)) / 2)
+    with pytest.raises(ValueError, match="fuse_global"):
+        cfg.replace(fuse_global=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..config import CLASSIFICATION_LOSSES, HEADS, IMAGENET_MODES, REGION_ENCODERS, LossConfig, RAMConfig
+from ..config import CLASSIFICATION_LOSSES, FUSIONS, HEADS, IMAGENET_MODES, REGION_ENCODERS, LossConfig, RAMConfig
 
 # What a model option means when neither it nor a preset says otherwise.
 MODEL_DEFAULTS: dict[str, Any] = {
@@ -13,7 +13,7 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "region_size": 7, "region_encoder": "flatten", "region_channels": 128, "hidden_size": 512, "embed_dim": 512,
     "z_size": 0, "memory": True, "dropout": 0.3, "transform_mode": "direct", "init_scale": 0.5,
     "fuse_global": False, "imagenet_prior": False, "imagenet_mode": "prior", "region_skip": False,
-    "csra_lambda": 0.1, "csra_temperature": 1.0, "test_time_flip": False, "feature_norm": False,
+    "csra_lambda": 0.1, "csra_temperature": 1.0, "test_time_flip": False, "feature_norm": False, "fusion": "max",
     "evidence_sigma": 0.25, "evidence_inhibition": 0.0, "global_attention": 0.0,
     "classification_loss": "bce", "anchor_weight": 0.1, "scale_weight": 0.1, "positive_weight": 0.1,
     "gamma": 1.0, "alpha": 0.5, "beta": 0.1,
@@ -26,7 +26,7 @@ _FIELDS = {
     "dropout": "dropout", "transform_mode": "transform_mode", "init_scale": "init_scale",
     "fuse_global": "fuse_global", "imagenet_mode": "imagenet_mode", "region_skip": "region_skip",
     "csra_lambda": "csra_lambda", "csra_temperature": "csra_temperature", "test_time_flip": "test_time_flip",
-    "feature_norm": "feature_norm",
+    "feature_norm": "feature_norm", "fusion": "fusion",
     "evidence_sigma": "evidence_sigma", "evidence_inhibition": "evidence_inhibition",
     "global_attention": "global_attention",
     "classification_loss": "loss.classification", "anchor_weight": "loss.anchor_weight",
@@ -84,6 +84,9 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     m.add_argument("--init-scale", type=float, help="s_x = s_y at the start" + _d("init_scale"))
     m.add_argument("--fuse-global", action=argparse.BooleanOptionalAction, default=None,
                    help="include the global step in the max fusion (the paper leaves it out)")
+    m.add_argument("--fusion", choices=list(FUSIONS),
+                   help="max: the category-wise max over the steps (the paper's); average: the mean of the global "
+                        "step's scores and the steps' max" + _d("fusion"))
     m.add_argument("--imagenet-prior", action=argparse.BooleanOptionalAction, default=None,
                    help="use the ImageNet classifier's class groups (VOC classes, backbones with an ImageNet head)")
     m.add_argument("--imagenet-mode", choices=list(IMAGENET_MODES),

@@ -10,6 +10,7 @@ The recurrence, in one place (RecurrentAttentionHead.forward):
         s_k = W_s z_k                                 # this region's class scores
         M_{k+1} = W_M z_k                             # where to look next, shears fixed at 0
     fused = category-wise max of s_1..s_K            # cfg.fuse_global: s_0 joins the max
+                                                      # cfg.fusion="average": (s_0 + max_k s_k) / 2
 
 With presets.paper_config this is the paper's model exactly (docs/PAPER.md, line by line).  The
 project's default model adds, each behind its own config field: the evidence localizer
@@ -228,6 +229,9 @@ class RecurrentAttentionHead(nn.Module):
             if self.prior is not None:
                 logits = logits + self.prior(regions.flatten(0, 1)).view(b, k_steps + 1, -1)
         steps = logits[:, 1:]  # (B, K, classes): s_1..s_K
-        fused = (logits if cfg.fuse_global else steps).amax(1)
+        if cfg.fusion == "average":  # the whole photo's view and the best regions' view, averaged
+            fused = (logits[:, 0] + steps.amax(1)) / 2
+        else:
+            fused = (logits if cfg.fuse_global else steps).amax(1)
         return RAMOutput(logits=fused, global_logits=logits[:, 0], step_logits=steps,
                          transforms=torch.stack(transforms, 1))
