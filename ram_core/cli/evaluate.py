@@ -110,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
     if r["classes_not_in_model"]:
         print(f"not evaluated (the model does not know them): {', '.join(r['classes_not_in_model'])}",
               file=sys.stderr)
-    print(f"wrote {paths['report']} and {paths['predictions']}")
+    print(f"wrote {paths['report']}, {paths['predictions']}"
+          + (f" and {paths['columns']}" if "columns" in paths else ""))
     from ..evaluation_extras import add_evaluation_extras
     from ..occlusion import OCCLUSION_FILE, summary_line
 
