@@ -41,7 +41,8 @@ with intro:
         st.page_link("pages/3_Train.py", label="Train", icon=":material/model_training:")
         st.caption("Train or fine-tune on your own photos (a VOC or COCO folder, an image folder with a labels "
                    "file, or a zip), with live curves; the new checkpoint opens in Inspect and Evaluate.")
-    st.caption("From a terminal, `python -m ram_core predict photo.jpg --json` prints the same trace.")
+    st.caption("From a terminal, `ram-studio predict photo.jpg --json` (or `python -m ram_core predict ...`) "
+               "prints the same trace.")
 with model_col:
     st.markdown("#### Current model")
     if model.predictor is None:
@@ -52,10 +53,12 @@ with model_col:
     else:
         p = model.predictor
         facts = app.describe_model(p)
-        cols = st.columns(3)
+        cols = app.metric_row(3)
         cols[0].metric("Steps (K)", p.cfg.num_steps if p.cfg.head == "ram" else 0)
         cols[1].metric("Classes", p.cfg.num_classes)
-        cols[2].metric("mAP", facts.get("mAP", "—"), help="From the checkpoint's evaluation summary, if any")
+        cols[2].metric("mAP", facts.get("mAP", "—"),
+                       help="From the checkpoint's evaluation summary, else the validation mAP training stored "
+                            "with its best epoch" + (" (this one)" if "mAP from" in facts else ""))
         st.markdown(f"**{model.source.name}** · {facts['Backbone']} · input {facts['Input']}  \n"
                     f"Running on **{device_label(p.device)}**")
         if "Trained on" in facts:

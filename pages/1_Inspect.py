@@ -7,6 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from ram_core import app_support as app
+from ram_core import kept_photos
 from ram_core.errors import RAMError
 from ram_core.model_comparison import disagreements, label_agreement
 from ram_core.occlusion import BLANK_EXPLANATION, occlude_steps
@@ -26,16 +27,30 @@ k_steps = predictor.cfg.num_steps if predictor.cfg.head == "ram" else 0
 # ---- inputs ------------------------------------------------------------------------------------
 left, right = st.columns([3, 2], gap="large")
 uploads = left.file_uploader("Upload images", type=app.IMAGE_TYPES, accept_multiple_files=True,
-                             help="JPEG, PNG, WebP, BMP, GIF or TIFF; EXIF rotation is applied.")
+                             help="JPEG, PNG, WebP, BMP, GIF or TIFF; EXIF rotation is applied.",
+                             key="inspect.uploader", on_change=lambda: kept_photos.uploads_removed(
+                                 st.session_state, st.session_state.get("inspect.uploader")))
 samples = app.list_samples()
+if "inspect.samples" not in st.session_state:  # Streamlit forgot the pills on another page: restore them
+    st.session_state["inspect.samples"] = st.session_state.get("inspect.samples_kept", [])
 picked = right.pills("Or try a sample photo", [s.name for s in samples], selection_mode="multi",
-                     format_func=lambda n: next(s.title for s in samples if s.name == n), key="inspect.samples")
+                     format_func=lambda n: next(s.title for s in samples if s.name == n), key="inspect.samples",
+                     wrap=True)  # in a column, pills stay on one row and are cut off when the page is narrow
 
-inputs = [app.read_image_input(f.name, f.getvalue()) for f in uploads or []]
+st.session_state["inspect.samples_kept"] = list(picked or [])
+# uploads and a photo sent from the Evaluate page's browser ("Inspect") are kept for the session: they
+# survive a visit to another page, and each can be removed here
+kept_photos.take_uploads(st.session_state, uploads or [])
+kept_photos.take_sent(st.session_state)
+photos = kept_photos.kept(st.session_state)
+if photos:
+    still = left.multiselect("Your photos", list(photos), default=list(photos), format_func=lambda d: photos[d].name,
+                             help="Kept while you visit other pages; remove one with its ×.")
+    if len(still) < len(photos):
+        kept_photos.forget(st.session_state, [d for d in photos if d not in still])
+        st.rerun()
+inputs = [app.read_image_input(p.name, p.data) for p in photos.values()]
 inputs += [app.read_image_input(s.name, s.read(), "sample") for s in samples if s.name in (picked or [])]
-# an image sent here from the Evaluate page's browser ("open in Inspect")
-if (sent := st.session_state.get("inspect_path")) and Path(sent).is_file():
-    inputs.append(app.read_image_input(Path(sent).name, Path(sent).read_bytes(), "sample"))
 for bad in (i for i in inputs if i.error):
     st.error(f"**Could not read an upload.** {bad.error}", icon=":material/broken_image:")
 good = [i for i in inputs if i.image is not None]
@@ -81,7 +96,7 @@ if len(results) > 1:
         )
 
 st.subheader(result.name)
-m = st.columns(5)
+m = app.metric_row(5)
 m[0].metric("Labels", len(labels), help=f"Classes with a fused score ≥ {threshold:.2f}"
             + (" or ≥ their own threshold" if own_thresholds else ""))
 top_class, top_p = trace.top(1)[0] if trace.scores else ("—", 0.0)

@@ -9,6 +9,7 @@ import streamlit as st
 from ram_core import app_support as app
 from ram_core import eval_views as ev
 from ram_core.errors import RAMError
+from ram_core.eval_columns import COLUMNS_FILE
 from ram_core.evaluation import evaluate_to_folder, find_predictions
 from ram_core.evaluation_extras import add_evaluation_extras
 from ram_core.false_labels import false_label_images, false_label_matrix
@@ -47,14 +48,15 @@ def remember(key: str):
     return store[key]
 
 
-@st.cache_resource(max_entries=6, show_spinner="Reading the evaluation…")
+# a COCO val evaluation read from its columns is ~200 MB in memory: three at once (a pick, a comparison, one more)
+@st.cache_resource(max_entries=3, show_spinner="Reading the evaluation…")
 def open_cached(path: str, stamp: tuple) -> ev.EvalData:
     """Shared by all sessions and never modified; `stamp` reloads a folder written again."""
     return ev.open_evaluation(path)
 
 
 def stamp(path: Path) -> tuple:
-    files = [path / "report.json", find_predictions(path)]
+    files = [path / "report.json", find_predictions(path), path / COLUMNS_FILE]
     return tuple((f.stat().st_mtime_ns, f.stat().st_size) if f and f.is_file() else None for f in files)
 
 
@@ -114,21 +116,22 @@ with st.expander("Run a new evaluation", expanded=not evaluations, icon=":materi
         submitted = st.form_submit_button("Run evaluation", type="primary", icon=":material/play_arrow:")
     st.caption("Runs the model chosen in the sidebar. The result is saved (report.json and predictions.jsonl) "
                "and opened below; the same evaluation asked for again in this session is reopened, not re-run.")
+    problem = None
     if submitted:
-        problem = None
         if model.predictor is None:
             problem = model.error or "Choose a model in the sidebar first."
         elif not root.strip():
             problem = "Give the dataset root: the folder that holds the dataset."
-        if problem:
+        if problem:  # said here; the evaluation that is open stays shown below
             st.error(problem, icon=":material/error:")
-            st.stop()
+    if submitted and not problem:
         split_value = split.strip() or DEFAULT_SPLIT[kind]
         name = ev.default_run_name(model.source.name, kind, split_value, int(limit) or None)
         out = Path(out_text.strip()).expanduser() if out_text.strip() else ev.ROOT / "runs" / "evaluations" / name
         out = out if out.is_absolute() else ev.ROOT / out
         runs = st.session_state.setdefault("evaluate.runs", {})
         key = (model.key, kind, str(Path(root.strip()).expanduser()), split_value, int(limit), str(out))
+        failed = False
         if runs.get(key) and (out / "report.json").is_file():
             st.toast("Already evaluated in this session: reopened the saved result.", icon=":material/history:")
         else:
@@ -153,16 +156,18 @@ with st.expander("Run a new evaluation", expanded=not evaluations, icon=":materi
                 except OcclusionError as exc:  # the evaluation itself is fine: say why there is no test
                     st.warning(f"**No occlusion test.** {exc}", icon=":material/warning:")
                     add_evaluation_extras(model.predictor, result, out, occlusion=False)
-            except RAMError as exc:
+            except RAMError as exc:  # said here; the evaluation that is open stays shown below
                 bar.empty()
                 st.error(f"**The evaluation could not run.** {exc}", icon=":material/error:")
-                st.stop()
-            runs[key] = str(out)
-        pending = {K_PICK: str(out), K_COMPARE: NONE}
-        if not any(out.resolve() == p.resolve() for p in evaluations):
-            pending[K_FOLDERS] = store[K_FOLDERS] + f", {ev.short_path(out)}"  # so that it is listed
-        st.session_state["evaluate.pending"] = pending
-        st.rerun()
+                failed = True
+            if not failed:
+                runs[key] = str(out)
+        if not failed:
+            pending = {K_PICK: str(out), K_COMPARE: NONE}
+            if not any(out.resolve() == p.resolve() for p in evaluations):
+                pending[K_FOLDERS] = store[K_FOLDERS] + f", {ev.short_path(out)}"  # so that it is listed
+            st.session_state["evaluate.pending"] = pending
+            st.rerun()
 
 # ---- open a saved evaluation ---------------------------------------------------------------------
 if not evaluations:
@@ -234,7 +239,7 @@ def delta(key: str):
     return f"{s[key] - o[key]:+.1f} vs B"
 
 
-m = st.columns(6)
+m = app.metric_row(6)
 m[0].metric("mAP", fmt(s["mAP"]), delta("mAP"), help="Mean over classes of the average precision (percent).")
 m[1].metric(f"CF1 @ {at}", fmt(s["CF1"]), delta("CF1"), help=f"CP {fmt(s['CP'])} · CR {fmt(s['CR'])}: "
             "per-class precision and recall, averaged over classes.")
@@ -271,16 +276,25 @@ with tab_class:
         table["F1 @ own threshold"] = both["F1 @ class"].to_numpy()
     pct_cols = [c for c in ("AP", "AP global step", "precision", "recall", "F1", "F1 @ own threshold") if c in table]
     gain = [c for c in ("gain over global",) if c in table]
+    span = max(1.0, float(table["gain over global"].abs().max(skipna=True) or 1.0)) if gain else 1.0
+    st.markdown("#### Per-class results")
+    sort_col, order_col = st.columns([3, 1], vertical_alignment="bottom")
+    keep("evaluate.sort_by", "class", list(table.columns))
+    sort_by = sort_col.selectbox("Sort by", list(table.columns), key="evaluate.sort_by",
+                                 help="Undefined values (—) stay at the bottom either way.")
+    remember("evaluate.sort_by")
+    keep("evaluate.sort_descending", False)
+    descending = order_col.toggle("Descending", key="evaluate.sort_descending")
+    remember("evaluate.sort_descending")
+    table = ev.sort_table(table, sort_by, ascending=not descending)
     styled = (table.style
               .background_gradient(cmap="RdYlGn", vmin=0, vmax=100, subset=pct_cols)
               .format({c: "{:.1f}" for c in pct_cols})
               .format({c: "{:.3f}" for c in ("own threshold",) if c in table})
               .format(lambda v: fmt(v, sign=True), subset=gain))
     if gain:
-        span = max(1.0, float(table["gain over global"].abs().max(skipna=True) or 1.0))
         styled = styled.background_gradient(cmap="PiYG", vmin=-span, vmax=span, subset=gain)
     styled = styled.map(lambda v: UNDEFINED if pd.isna(v) else "", subset=pct_cols + gain)
-    st.markdown("#### Per-class results")
     st.dataframe(styled, hide_index=True, width="stretch", key="evaluate.class_table", placeholder="—",
                  height=min(38 + 35 * len(table), 560))
     st.caption(f"AP and, at the threshold {threshold:.2f}, precision, recall and F1, all in percent; positives: "
@@ -288,7 +302,7 @@ with tab_class:
                + ("AP global step: the same model's scores from its first (whole-map) step alone; gain: what the "
                   "attention steps add. Top step: the step that most often gives the class its fused score on "
                   "its positive images. " if data.num_steps else "")
-               + "Click a column header to sort.")
+               + "Sort with the control above: undefined values (—) stay last.")
     st.download_button("Download as CSV", table.to_csv(index=False).encode(), f"{Path(picked).name}_per_class.csv",
                        "text/csv", on_click="ignore", icon=":material/download:")
     with st.expander("Per-class thresholds", icon=":material/tune:", expanded=bool(picked_thresholds.get(picked))):
@@ -336,7 +350,8 @@ with tab_class:
     with pr_col:
         hardest = table.dropna(subset=["AP"]).sort_values("AP")["class"].tolist()[:3]
         chosen = st.multiselect("Precision-recall curves of", data.class_names, default=hardest,
-                                key="evaluate.pr_classes", help="By default the three classes with the lowest AP.")
+                                key=f"evaluate.pr_classes.{picked}",  # its own per evaluation
+                                help="By default the three classes with the lowest AP.")
         st.plotly_chart(ev.pr_figure(data, chosen, threshold), key="evaluate.pr", config={"displaylogo": False})
         st.caption("Each curve ranks the images by the class's score; the dot marks the label threshold.")
 
@@ -352,7 +367,7 @@ with tab_cmp:
         st.markdown(f"#### A: `{Path(picked).name}` against B: `{Path(compare).name}`")
         if not ev.same_images(data, other):
             st.warning("The two evaluations are not on the same images; differences mix model and data.")
-        c = st.columns(4)
+        c = app.metric_row(4)
         c[0].metric("mAP A − B", fmt(None if s["mAP"] is None or o["mAP"] is None else s["mAP"] - o["mAP"], sign=True))
         c[1].metric("Improved", counts["improved"], help="ΔAP above +0.5 points")
         c[2].metric("Regressed", counts["regressed"], help="ΔAP below −0.5 points")
@@ -386,7 +401,7 @@ with tab_browse:
     st.segmented_control("Show", list(ev.BROWSE_KINDS), key="evaluate.browse_kind",
                          format_func=lambda k: f"{ev.KIND_NAMES[k]} ({counts[k]})")
     kind = remember("evaluate.browse_kind") or "TP"
-    missing = [i for i in range(min(len(data), 3)) if not Path(data.images[i]).is_file()]
+    missing = [i for i in range(min(len(data), 3)) if ev.resolve_image(data, i) is None]
     root_override = b3.text_input("Dataset root on this machine", key="evaluate.root_override",
                                   placeholder=str(ds.get("root") or ""),
                                   help="Where the evaluated photos are here, if not at the paths saved "
@@ -405,7 +420,7 @@ with tab_browse:
         pages = (len(indices) + PER_PAGE - 1) // PER_PAGE
         page = st.pagination(pages, key=f"evaluate.page.{cls}.{kind}") if pages > 1 else 1
         order = "lowest score first (the worst misses)" if kind == "FN" else "highest score first"
-        st.caption(f"{len(indices)} {ev.KIND_NAMES[kind]} for **{cls}**, {order}. Boxes: each attention step "
+        st.caption(f"{ev.count_of(len(indices), kind)} for **{cls}**, {order}. Boxes: each attention step "
                    f"in its colour, the step that gave {cls} its score drawn thick; white: annotated {cls}.")
         shown = indices[(page - 1) * PER_PAGE: page * PER_PAGE]
         for row in range(0, len(shown), 4):  # one row of columns at a time keeps the rows aligned
@@ -467,7 +482,8 @@ with tab_false:
                                    row_cls, col_cls)
         r, p = data.class_names.index(row_cls), data.class_names.index(col_cls)
         lift = matrix.lift[r, p]
-        st.markdown(f"**{len(shown)}** of **{int(matrix.errors[r])}** photos where **{row_cls}** is "
+        n_errors = int(matrix.errors[r])
+        st.markdown(f"**{len(shown)}** of **{n_errors}** photo{'' if n_errors == 1 else 's'} where **{row_cls}** is "
                     f"{'a false positive' if error_kind == 'FP' else 'missed'} have **{col_cls}** present"
                     + ("" if pd.isna(lift) else f" (lift {lift:.2f})") + ".")
         for start in range(0, min(len(shown), PER_PAGE), 4):
@@ -493,7 +509,7 @@ with tab_att:
                    "step's box is (side of the box as a fraction of the image).")
         hits = report.get("box_hit_rates")
         if hits and hits.get("hit_rate") is not None:
-            h = st.columns(3)
+            h = app.metric_row(3)
             h[0].metric("Box centres on an object", f"{hits['hit_rate']:.1f}%",
                         help="Share of steps whose box centre lies inside an annotated object of the photo.")
             h[1].metric("Same boxes on another photo", f"{hits['hit_rate_other_photo']:.1f}%",

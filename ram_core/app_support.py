@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import hashlib
 import os
+import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -25,12 +26,11 @@ from PIL import Image
 from .errors import CheckpointError, ImageReadError
 from .imageio import open_image
 from .inference import DEFAULT_CHECKPOINT, Predictor, device_label, resolve_device
+from .locations import ASSETS_DIR, PAGES_DIR, SAMPLES_DIR, display_path, resolve_user_path, work_dir
 from .trace import AttentionTrace
 from .viz.render import display_copy
 
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLES_DIR = ROOT / "assets" / "samples"
-PAGES_DIR = ROOT / "pages"
+ROOT = work_dir()  # runs/ and relative folders start here (the checkout, or the current folder)
 PAGE_ICONS = {"Inspect": ":material/center_focus_strong:", "Evaluate": ":material/analytics:",
               "Train": ":material/model_training:"}
 ENV_CHECKPOINT = "RAM_STUDIO_CHECKPOINT"  # a checkpoint path used as the default model
@@ -105,7 +105,7 @@ def default_folders() -> list[Path]:
     ($RAM_STUDIO_JOBS_DIR), so that a checkpoint trained in the app is listed."""
     from .jobs.store import default_jobs_dir
 
-    folders = [ROOT / "assets"]
+    folders = [ASSETS_DIR]
     if (ROOT / "runs").is_dir():
         folders.append(ROOT / "runs")
     jobs = default_jobs_dir()
@@ -138,8 +138,7 @@ def parse_folders(text: str) -> list[Path]:
         part = part.strip()
         if not part:
             continue
-        p = Path(part).expanduser()
-        out.append(p if p.is_absolute() else ROOT / p)
+        out.append(resolve_user_path(part, ROOT))
     return out
 
 
@@ -160,11 +159,8 @@ def list_checkpoints(folders: Sequence[Path], limit: int = MAX_CHECKPOINTS_LISTE
 
 
 def _short(path: Path) -> str:
-    """A path relative to the repository when it is inside it."""
-    try:
-        return str(Path(path).resolve().relative_to(ROOT))
-    except ValueError:
-        return str(path)
+    """A path relative to the work folder when it is inside it ('assets/...' for the bundled files)."""
+    return display_path(path, ROOT)
 
 
 def file_key(path: Path) -> str:
@@ -364,6 +360,13 @@ class LRU(OrderedDict):
             self.popitem(last=False)
 
 
+def metric_row(n: int) -> list:
+    """n places for metrics side by side that wrap onto another line when the page is narrow (in
+    st.columns they are squeezed and cut off: an 820 px window with the sidebar open)."""
+    row = st.container(horizontal=True, gap="large", horizontal_alignment="distribute")
+    return [row.container(width="content") for _ in range(n)]
+
+
 def session_results() -> LRU:
     """This session's inspected images, keyed by (model key, image digest)."""
     cache = st.session_state.get(_RESULTS)
@@ -434,16 +437,20 @@ def describe_model(predictor: Predictor) -> dict[str, str]:
         "Input": f"{cfg.input_size} × {cfg.input_size}",
     }
     data = (info.provenance or {}).get("data")
-    if data:
-        facts["Trained on"] = str(data)
+    if data:  # older checkpoints name the dataset root by its absolute path on the training machine
+        facts["Trained on"] = re.sub(r"^(\w+):(/\S*/)?([^/\s]+)/?(\s|$)", r"\1:\3\4", str(data))
     date = (info.provenance or {}).get("date")
     if date:
         facts["Date"] = str(date)[:10]
     if info.class_thresholds:
         facts["Thresholds"] = f"per class ({len(info.class_thresholds)})"
     m = evaluation_map(info.evaluation)
+    trained = m is None  # no evaluation yet: the validation mAP training stored (all the shipped model has)
+    m = training_val_map(info.evaluation) if trained else m
     if m is not None:
         facts["mAP"] = f"{m:.1f}" if m > 1 else f"{100 * m:.1f}"
+        if trained:
+            facts["mAP from"] = "validation during training"
     return facts
 
 
@@ -457,6 +464,12 @@ def evaluation_map(evaluation: dict | None) -> float | None:
                 if isinstance(d.get(k), (int, float)):
                     return float(d[k])
     return None
+
+
+def training_val_map(evaluation: dict | None) -> float | None:
+    """The validation mAP (all classes) training stored with the best epoch (val_mAP), if any."""
+    value = evaluation.get("val_mAP") if isinstance(evaluation, dict) else None
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 def model_picker() -> ModelState:

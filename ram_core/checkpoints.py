@@ -67,10 +67,15 @@ def git_commit() -> str | None:
         return None
 
 
-def make_provenance(data: str, command: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+def make_provenance(data: str, command: list[str] | None = None, root: str | None = None,
+                    **extra: Any) -> dict[str, Any]:
+    """What a checkpoint says about how it was made.  No absolute path of this machine: the command's
+    paths are relative to the dataset root's folder name or to the work folder (locations.portable_command)."""
+    from .locations import portable_command
+
     return {
         "data": data,
-        "command": " ".join(command if command is not None else sys.argv),
+        "command": " ".join(portable_command(list(command if command is not None else sys.argv), root)),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "git_commit": git_commit(),
         "torch": torch.__version__,

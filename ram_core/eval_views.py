@@ -1,7 +1,10 @@
 """What the Evaluate page shows, as plain functions of a saved evaluation (no Streamlit here).
 
-A saved evaluation is the folder `python -m ram_core evaluate` writes (report.json + predictions.jsonl).
-eval_data() turns it into arrays (EvalData); everything else reads those arrays:
+A saved evaluation is the folder `python -m ram_core evaluate` writes (report.json + predictions.jsonl,
+and predictions.npz: the same numbers as columns, eval_columns.py).  open_evaluation() reads the
+columns when they are there (fast, and each image's record is made only when it is shown) and the
+JSONL otherwise (older folders); either way the result is arrays (EvalData), which everything else
+reads:
 
     summary, per_class_table         the metrics at a chosen threshold (pandas)
     comparison_table                 two evaluations class by class: AP difference, improved/regressed
@@ -16,9 +19,11 @@ from __future__ import annotations
 
 import math
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
+from collections.abc import Sequence as SequenceABC
 
 import numpy as np
 import pandas as pd
@@ -28,14 +33,16 @@ from PIL import Image, ImageDraw
 from . import metrics
 from .config import default_anchors
 from .evaluation import REPORT_FILE, load_evaluation, load_report
+from .locations import EVALUATIONS_DIR, display_path, resolve_user_path, work_dir
 from .viz.colors import GLOBAL_COLOR, hex_to_rgb, rgba, step_color, text_color_on
 from .viz.render import box_pixels, font
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = work_dir()  # runs/ and relative folders start here (the checkout, or the current folder)
 ENV_EVAL_DIR = "RAM_STUDIO_EVAL_DIR"  # comma-separated folders searched for saved evaluations
 INSPECT_KEY = "inspect_path"  # session-state key: the image the Inspect page should open
 BROWSE_KINDS = ("TP", "FP", "FN", "all")
 KIND_NAMES = {"TP": "true positives", "FP": "false positives", "FN": "false negatives", "all": "all images"}
+KIND_ONE = {"TP": "true positive", "FP": "false positive", "FN": "false negative", "all": "image"}
 MAX_POINTS_PER_STEP = 1500  # attention scatter: a sample is as readable as 5000 points and far lighter
 
 
@@ -48,7 +55,7 @@ def default_eval_folders() -> list[Path]:
     env = os.environ.get(ENV_EVAL_DIR, "").strip()
     if env:
         return parse_folders(env)
-    folders = [ROOT / "assets" / "evaluations"]
+    folders = [EVALUATIONS_DIR]
     if (ROOT / "runs").is_dir():
         folders.append(ROOT / "runs")
     return folders
@@ -60,8 +67,7 @@ def parse_folders(text: str) -> list[Path]:
     for part in text.replace(";", ",").split(","):
         part = part.strip()
         if part:
-            p = Path(part).expanduser()
-            out.append(p if p.is_absolute() else ROOT / p)
+            out.append(resolve_user_path(part, ROOT))
     return out
 
 
@@ -87,10 +93,7 @@ def list_evaluations(folders: Sequence[Path], max_depth: int = 3) -> list[Path]:
 
 
 def short_path(path: Path) -> str:
-    try:
-        return str(Path(path).resolve().relative_to(ROOT))
-    except ValueError:
-        return str(path)
+    return display_path(path, ROOT)
 
 
 def evaluation_label(path: Path, report: dict[str, Any] | None = None) -> str:
@@ -116,7 +119,7 @@ class EvalData:
 
     name: str
     report: dict[str, Any]
-    records: list[dict[str, Any]]  # predictions.jsonl, one per image
+    records: Sequence[dict[str, Any]]  # one per image, the predictions.jsonl schema (made on demand from columns)
     class_names: list[str]
     ids: list[str]
     images: list[str]
@@ -183,7 +186,101 @@ def eval_data(report: dict[str, Any], records: list[dict[str, Any]], name: str =
     )
 
 
-def open_evaluation(path: str | os.PathLike) -> EvalData:
+class ColumnRecords(SequenceABC):
+    """data.records[i] for an evaluation read from columns: image i's record, made when asked for
+    (the page shows a few dozen at a time), in predictions.jsonl's schema for the evaluated classes."""
+
+    def __init__(self, data: "EvalData", cols: dict[str, np.ndarray]) -> None:
+        self.data, self.cols = data, cols
+
+    def __len__(self) -> int:
+        return len(self.data.ids)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        d, c = self.data, self.cols
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        i = i % len(self)
+        names = d.class_names
+        w, h = (int(v) for v in d.sizes[i])
+        steps = []
+        for j in range(d.num_steps):
+            bn = [float(v) for v in d.box_norm[i, j]]
+            t = [float(v) for v in d.transforms[i, j]]
+            steps.append({"step": j + 1, "box_norm": bn,
+                          "box": [round(min(max(bn[k], 0.0), 1.0) * (w if k % 2 == 0 else h), 1) for k in range(4)],
+                          "transform": dict(zip(("s_x", "s_y", "t_x", "t_y"), t)),
+                          "scores": dict(zip(names, (float(v) for v in d.step_scores[i, j])))})
+        from .eval_columns import ragged_row
+
+        objects = [[str(c["object_names"][k]), *(round(float(v), 1) for v in box), bool(diff)] for k, box, diff in zip(
+            ragged_row(c["object_class"], c["object_offsets"], i), ragged_row(c["object_box"], c["object_offsets"], i),
+            ragged_row(c["object_difficult"], c["object_offsets"], i))]
+        record = {
+            "id": d.ids[i], "image": d.images[i], "width": w, "height": h,
+            "scores": dict(zip(names, (float(v) for v in d.scores[i]))),
+            "global_scores": dict(zip(names, (float(v) for v in d.global_scores[i]))),
+            "max_step": dict(zip(names, (int(v) for v in d.max_step[i]))),
+            "steps": steps,
+            "ground_truth": [str(c["truth_names"][k]) for k in ragged_row(c["truth_index"], c["truth_offsets"], i)],
+        }
+        ignored = [n for n, m in zip(names, d.masks[i]) if not m]
+        if ignored:
+            record["ignored"] = ignored
+        if objects:
+            record["objects"] = objects
+        return record
+
+
+def eval_data_from_columns(report: dict[str, Any], cols: dict[str, np.ndarray], name: str = "") -> EvalData:
+    """EvalData from eval_columns.read_columns: no per-image dicts are made (records are on demand)."""
+    classes = [str(c) for c in cols["class_names"]]
+    data = EvalData(
+        name=name, report=report, records=[], class_names=classes,
+        ids=cols["ids"].tolist(), images=cols["images"].tolist(), sizes=cols["sizes"].astype(np.int64),
+        scores=cols["scores"], global_scores=cols["global_scores"], step_scores=cols["step_scores"],
+        box_norm=cols["box_norm"], transforms=cols["transforms"], max_step=cols["max_step"],
+        targets=cols["targets"].astype(bool), masks=cols["masks"].astype(bool),
+    )
+    data.records = ColumnRecords(data, cols)
+    return data
+
+
+def add_columns(path: str | os.PathLike) -> Path:
+    """Write predictions.npz for a saved evaluation that has only its JSONL (made before the columns
+    existed) and name it in its report.json; returns the columns' path."""
+    import json
+
+    from .eval_columns import COLUMNS_FILE, columns_from_eval_data, write_columns
+    from .evaluation import REPORT_FILE
+
+    data = open_evaluation(path, prefer_columns=False)
+    out = write_columns(Path(path) / COLUMNS_FILE, columns_from_eval_data(data))
+    report = json.loads((Path(path) / REPORT_FILE).read_text(encoding="utf-8"))
+    report["columns"] = COLUMNS_FILE
+    tmp = Path(path) / f".{REPORT_FILE}.tmp"
+    tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, Path(path) / REPORT_FILE)
+    return out
+
+
+def open_evaluation(path: str | os.PathLike, prefer_columns: bool = True) -> EvalData:
+    """A saved evaluation: from its columns (predictions.npz) when the report names them and they are
+    there, else from predictions.jsonl (older folders, or prefer_columns=False)."""
+    from .eval_columns import read_columns
+    from .evaluation import EvaluationError
+
+    report = load_report(path)
+    columns = report.get("columns")
+    if prefer_columns and columns and (Path(path) / columns).is_file():
+        try:
+            cols = read_columns(Path(path) / columns)
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise EvaluationError(f"{Path(path) / columns}: cannot be read ({exc})") from None
+        if len(cols["ids"]) == report.get("num_images", len(cols["ids"])):
+            return eval_data_from_columns(report, cols, short_path(Path(path)))
     report, records = load_evaluation(path)
     return eval_data(report, records, short_path(Path(path)))
 
@@ -229,6 +326,14 @@ def per_class_table(data: EvalData, threshold: float) -> pd.DataFrame:
         freq = max_step_frequency(data, positives_only=True)
         table["top step"] = [_top_step(freq.loc[c]) for c in data.class_names]
     return table
+
+
+def sort_table(table: pd.DataFrame, column: str, ascending: bool = True) -> pd.DataFrame:
+    """Rows sorted by one column, undefined (NaN) values last in either direction (a grid's own header
+    sort puts them first when ascending); ties keep the class order."""
+    if column not in table:
+        return table
+    return table.sort_values(column, ascending=ascending, na_position="last", kind="stable").reset_index(drop=True)
 
 
 def _top_step(row: pd.Series) -> str:
@@ -285,21 +390,32 @@ def browse(data: EvalData, cls: str, threshold: float, kind: str = "TP", ascendi
     return [int(i) for i in idx[order]]
 
 
+def count_of(n: int, kind: str) -> str:
+    """'1 false positive', '3 false positives', '1 image', '12 images' (kind: a BROWSE_KINDS key)."""
+    if n == 1:
+        return f"1 {KIND_ONE[kind]}"
+    return f"{n} {'images' if kind == 'all' else KIND_NAMES[kind]}"
+
+
 def browse_counts(data: EvalData, cls: str, threshold: float) -> dict[str, int]:
     return {k: len(browse(data, cls, threshold, k)) for k in BROWSE_KINDS}
 
 
 def resolve_image(data: EvalData, i: int, root_override: str | None = None) -> Path | None:
-    """The photo of image i: its stored path, else the same path under root_override (for an
-    evaluation made on another machine), else None."""
+    """The photo of image i: its stored path (relative to the report's dataset root, or absolute in
+    older evaluations), else the same path under root_override (for an evaluation made on another
+    machine), else None."""
     stored = Path(data.images[i])
-    if stored.is_file():
-        return stored
+    old_root = (data.report.get("dataset") or {}).get("root")
+    here = stored if stored.is_absolute() or not old_root else Path(old_root) / stored
+    if here.is_file():
+        return here
     if root_override:
         new_root = Path(root_override).expanduser()
-        old_root = (data.report.get("dataset") or {}).get("root")
         candidates = []
-        if old_root:
+        if not stored.is_absolute():
+            candidates.append(new_root / stored)
+        elif old_root:
             try:
                 candidates.append(new_root / stored.relative_to(old_root))
             except ValueError:

@@ -37,6 +37,7 @@ from . import metrics
 from .attention_stats import box_hit_rates, step_diversity
 from .config import RAMConfig
 from .errors import DatasetError, RAMError
+from .locations import display_path, path_in_root
 from .inference import ImageTransform, Predictor
 from .model import RAMOutput, probabilities, transform_to_box
 from .trace import AttentionTrace, traces_from_output
@@ -144,6 +145,7 @@ class EvaluationResult:
     ignored: list[list[str]] = field(default_factory=list)  # labels left out of evaluation
     objects: list[list[list]] = field(default_factory=list)  # [class, x0, y0, x1, y1, difficult] per box
     activation: str = "sigmoid"  # how logits became scores (RAMConfig.score_activation)
+    data_root: str | None = None  # the dataset root: predictions name the photos relative to it
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -162,12 +164,38 @@ class EvaluationResult:
         """The lines of predictions.jsonl."""
         for i, trace in enumerate(self.traces()):
             record = {"id": self.ids[i], **trace.to_json(), "ground_truth": self.ground_truth[i]}
+            record["image"] = path_in_root(record["image"], self.data_root)
             record.pop("seconds", None)  # a batch's share of the time says nothing per image here
             if self.ignored and self.ignored[i]:
                 record["ignored"] = self.ignored[i]
             if self.objects and self.objects[i]:
                 record["objects"] = self.objects[i]
             yield record
+
+
+def step_columns(result: EvaluationResult) -> dict[str, np.ndarray]:
+    """The per-step numbers of every image as arrays, for the evaluated classes, rounded as a trace
+    rounds them (trace.traces_from_output; predictions.jsonl): global_scores (N, C), step_scores
+    (N, K, C), transforms and box_norm (N, K, 4), max_step (N, C) with 0 = the global step."""
+    o = result.outputs
+    cols = [result.model_class_names.index(c) for c in result.class_names]
+    act = (lambda x: x.float().softmax(-1)) if result.activation == "softmax" else (lambda x: torch.sigmoid(x.float()))
+    rounded = lambda t: np.round(t.numpy().astype(np.float64), SCORE_DECIMALS)  # noqa: E731
+    k = o.step_logits.shape[1]
+    if k:
+        # which step's logit is the fused one (the logits, not the probabilities: see traces_from_output)
+        logits = o.step_logits.float()
+        pool = torch.cat([o.global_logits.float()[:, None], logits], 1) if result.fuse_global else logits
+        max_step = (pool.argmax(1) + (0 if result.fuse_global else 1)).numpy()[:, cols]
+    else:
+        max_step = np.zeros((len(result), len(cols)), np.int64)
+    return {
+        "global_scores": rounded(act(o.global_logits))[:, cols],
+        "step_scores": rounded(act(o.step_logits))[:, :, cols],
+        "transforms": rounded(o.transforms.float()),
+        "box_norm": rounded(transform_to_box(o.transforms.float())),
+        "max_step": max_step,
+    }
 
 
 def _align_classes(model_classes: list[str], dataset_classes: list[str]) -> tuple[list[str], list[int], list[int]]:
@@ -183,32 +211,31 @@ def _align_classes(model_classes: list[str], dataset_classes: list[str]) -> tupl
     return shared, [model_classes.index(c) for c in shared], [index[c] for c in shared]
 
 
-def evaluate_dataset(
-    predictor: Predictor,
-    dataset,
-    batch_size: int = 16,
-    workers: int = 2,
-    progress: Progress | None = None,
-    threshold: float = 0.5,
-    skip_bad: bool = False,
-    dataset_info: dict[str, Any] | None = None,
-) -> EvaluationResult:
-    """Run the predictor over every image of a MultiLabelDataset and score the results.
+@dataclass
+class RawOutputs:
+    """What running the model over (part of) a dataset gives, before any metric: the outputs of the
+    readable images, their indices in the dataset and decoded sizes, the unreadable ones' messages."""
 
-    Metrics use the dataset's eval_masks.  An unreadable photo raises DatasetError naming it, or,
-    with skip_bad, is left out and listed in report["skipped"].  progress(done, total, seconds) is
-    called after every batch.
-    """
+    outputs: RAMOutput
+    kept: list[int]  # dataset indices, in order
+    sizes: list[tuple[int, int]]
+    skipped: list[str]
+    seconds: float
+
+
+def run_model(predictor: Predictor, dataset, batch_size: int = 16, workers: int = 2,
+              progress: Progress | None = None, skip_bad: bool = False,
+              indices: list[int] | None = None, total: int | None = None) -> RawOutputs:
+    """The model over the dataset's images (or those at `indices`, e.g. one rank's shard), in batches
+    of batch_size.  An unreadable photo raises DatasetError naming it, or, with skip_bad, is listed."""
     cfg = predictor.cfg
-    n = len(dataset)
-    if n == 0:
-        raise DatasetError(f"{getattr(dataset, 'name', 'dataset')}: no images to evaluate")
-    classes, model_cols, data_cols = _align_classes(list(cfg.class_names), list(dataset.class_names))
+    items: Dataset = _EvalItems(dataset, ImageTransform(cfg))
+    if indices is not None:
+        items = torch.utils.data.Subset(items, indices)
+    n = len(items) if total is None else total
     device = predictor.device
-    loader = DataLoader(
-        _EvalItems(dataset, ImageTransform(cfg)), batch_size=max(1, batch_size), shuffle=False,
-        num_workers=max(0, workers), pin_memory=device.type == "cuda",
-    )
+    loader = DataLoader(items, batch_size=max(1, batch_size), shuffle=False, num_workers=max(0, workers),
+                        pin_memory=device.type == "cuda")
     kept: list[int] = []
     sizes: list[tuple[int, int]] = []
     skipped: list[str] = []
@@ -232,14 +259,54 @@ def evaluate_dataset(
             done += len(errors)
             if progress is not None:
                 progress(done, n, time.perf_counter() - t0)
-    seconds = time.perf_counter() - t0
-    if not kept:
-        raise DatasetError(f"{getattr(dataset, 'name', 'dataset')}: none of its {n} images could be read")
+    fields = ("logits", "global_logits", "step_logits", "transforms")
+    if parts:
+        outputs = RAMOutput(*(torch.cat([getattr(p, f) for p in parts]) for f in fields))
+    else:  # a shard with no readable image: empty tensors of the right widths
+        m, k = len(cfg.class_names), cfg.num_attention_steps
+        outputs = RAMOutput(torch.zeros(0, m), torch.zeros(0, m), torch.zeros(0, k, m), torch.zeros(0, k, 4))
+    return RawOutputs(outputs, kept, sizes, skipped, time.perf_counter() - t0)
 
-    outputs = RAMOutput(*(torch.cat([getattr(p, f) for p in parts]) for f in
-                          ("logits", "global_logits", "step_logits", "transforms")))
-    return score_outputs(outputs, cfg, dataset, kept, sizes, threshold=threshold, info=predictor.info,
-                         dataset_info=dataset_info, device=str(device), seconds=seconds, skipped=skipped)
+
+def merge_raw(parts: list[RawOutputs]) -> RawOutputs:
+    """The shards' RawOutputs (in rank order, each in dataset order) as one; seconds: the slowest."""
+    fields = ("logits", "global_logits", "step_logits", "transforms")
+    outputs = RAMOutput(*(torch.cat([getattr(p.outputs, f) for p in parts]) for f in fields))
+    return RawOutputs(outputs, [i for p in parts for i in p.kept], [s for p in parts for s in p.sizes],
+                      [e for p in parts for e in p.skipped], max(p.seconds for p in parts))
+
+
+def evaluate_dataset(
+    predictor: Predictor,
+    dataset,
+    batch_size: int = 16,
+    workers: int = 2,
+    progress: Progress | None = None,
+    threshold: float = 0.5,
+    skip_bad: bool = False,
+    dataset_info: dict[str, Any] | None = None,
+) -> EvaluationResult:
+    """Run the predictor over every image of a MultiLabelDataset and score the results.
+
+    Metrics use the dataset's eval_masks.  An unreadable photo raises DatasetError naming it, or,
+    with skip_bad, is left out and listed in report["skipped"].  progress(done, total, seconds) is
+    called after every batch.
+    """
+    if len(dataset) == 0:
+        raise DatasetError(f"{getattr(dataset, 'name', 'dataset')}: no images to evaluate")
+    _align_classes(list(predictor.cfg.class_names), list(dataset.class_names))  # before running anything
+    raw = run_model(predictor, dataset, batch_size, workers, progress, skip_bad)
+    return result_from_outputs(predictor, dataset, raw, threshold=threshold, dataset_info=dataset_info)
+
+
+def result_from_outputs(predictor: Predictor, dataset, raw: RawOutputs, threshold: float = 0.5,
+                        dataset_info: dict[str, Any] | None = None) -> EvaluationResult:
+    """score_outputs on what run_model (or the merged shards of several processes) gave."""
+    if not raw.kept:
+        raise DatasetError(f"{getattr(dataset, 'name', 'dataset')}: none of its {len(dataset)} images could be read")
+    return score_outputs(raw.outputs, predictor.cfg, dataset, raw.kept, raw.sizes, threshold=threshold,
+                         info=predictor.info, dataset_info=dataset_info, device=str(predictor.device),
+                         seconds=raw.seconds, skipped=raw.skipped)
 
 
 def score_outputs(
@@ -259,7 +326,8 @@ def score_outputs(
 ) -> EvaluationResult:
     """An EvaluationResult from a model's raw outputs on dataset items `kept` (in that order).
 
-    evaluate_dataset calls it after running the model; scripts/bundle_cv_evaluation.py calls it on
+    evaluate_dataset calls it after running the model (through result_from_outputs; so does rank 0
+    of a torchrun evaluation on the merged shards); scripts/bundle_cv_evaluation.py calls it on
     out-of-fold outputs (every photo scored by a model that never saw it).  sizes: decoded (width,
     height) per kept item, the frame of the trace's pixel boxes.  info: the checkpoint's LoadInfo
     (source, provenance), or None.  extra: more report fields (e.g. how the outputs were made).
@@ -296,7 +364,7 @@ def score_outputs(
     report.update(
         format=FORMAT,
         class_names=classes,
-        checkpoint=str(info.source) if info is not None else None,
+        checkpoint=display_path(info.source) if info is not None else None,
         model=model_summary(cfg),
         provenance=({k: info.provenance.get(k) for k in ("data", "date", "git_commit") if k in info.provenance}
                     if info is not None else {}),
@@ -324,6 +392,7 @@ def score_outputs(
         fuse_global=cfg.fuse_global,
         activation=cfg.score_activation,
         threshold=threshold,
+        data_root=(dataset_info or {}).get("root"),
         ground_truth=[[dataset_classes[c] for c in np.flatnonzero(all_targets[j])] for j in range(len(kept))],
         ignored=[[dataset_classes[c] for c in np.flatnonzero(~all_masks[j])] for j in range(len(kept))],
         objects=[[[dataset_classes[b[0]], *(round(float(v), 1) for v in b[1:5]), bool(b[5])] for b in bx]
@@ -348,6 +417,16 @@ def evaluate_to_folder(
     log: Callable[[str], None] | None = None,
 ) -> tuple[EvaluationResult, dict[str, Path]]:
     """build_dataset + evaluate_dataset + write_evaluation: what the CLI and the app's page both do."""
+    dataset = evaluation_dataset(kind, root, split, skip_bad=skip_bad, limit=limit, log=log)
+    result = evaluate_dataset(predictor, dataset, batch_size=batch_size, workers=workers, progress=progress,
+                              threshold=threshold, skip_bad=skip_bad,
+                              dataset_info=dataset_info(kind, root, split, limit))
+    return result, write_evaluation(result, out_dir, compress=compress)
+
+
+def evaluation_dataset(kind: str, root: str | os.PathLike, split: str | None, *, skip_bad: bool = False,
+                       limit: int | None = None, log: Callable[[str], None] | None = None):
+    """The dataset `evaluate` scores: build_dataset, its first `limit` images when given."""
     from .data import build_dataset
 
     dataset = build_dataset(kind, root, split, skip_bad=skip_bad)
@@ -357,10 +436,11 @@ def evaluate_to_folder(
         dataset = dataset.subset(range(min(limit, len(dataset))), name=f"{dataset.name}[:{limit}]")
     if log:
         log(f"data: {dataset.name}, {len(dataset)} images")
-    result = evaluate_dataset(predictor, dataset, batch_size=batch_size, workers=workers, progress=progress,
-                              threshold=threshold, skip_bad=skip_bad,
-                              dataset_info={"kind": kind, "root": os.path.abspath(root), "split": split, "limit": limit})
-    return result, write_evaluation(result, out_dir, compress=compress)
+    return dataset
+
+
+def dataset_info(kind: str, root: str | os.PathLike, split: str | None, limit: int | None) -> dict[str, Any]:
+    return {"kind": kind, "root": os.path.abspath(root), "split": split, "limit": limit}
 
 
 def evaluation_summary(report: dict[str, Any]) -> dict[str, Any]:
@@ -392,11 +472,15 @@ def _atomic_text(path: Path, lines: Iterator[str], compress: bool = False) -> No
         raise
 
 
-def write_evaluation(result: EvaluationResult, out_dir: str | os.PathLike, compress: bool = False) -> dict[str, Path]:
-    """Write report.json and predictions.jsonl (.gz with compress) into out_dir; return their paths.
+def write_evaluation(result: EvaluationResult, out_dir: str | os.PathLike, compress: bool = False,
+                     columns: bool = True) -> dict[str, Path]:
+    """Write report.json, predictions.jsonl (.gz with compress) and, with columns, predictions.npz
+    (the same numbers as arrays, which the app opens: eval_columns.py) into out_dir; return their paths.
 
     The predictions are written first, so a report.json on disk always has its predictions beside it.
     """
+    from .eval_columns import COLUMNS_FILE, columns_from_result, write_columns
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     pred_name = PREDICTIONS_FILE + (".gz" if compress else "")
@@ -406,9 +490,15 @@ def write_evaluation(result: EvaluationResult, out_dir: str | os.PathLike, compr
     for stale in (out / PREDICTIONS_FILE, out / (PREDICTIONS_FILE + ".gz")):
         if stale != pred_path and stale.exists():
             stale.unlink()
+    paths = {"predictions": pred_path}
+    if columns:
+        paths["columns"] = write_columns(out / COLUMNS_FILE, columns_from_result(result))
+        report["columns"] = COLUMNS_FILE
+    elif (out / COLUMNS_FILE).exists():
+        (out / COLUMNS_FILE).unlink()
     report_path = out / REPORT_FILE
     _atomic_text(report_path, iter([json.dumps(report, indent=2, allow_nan=False) + "\n"]))
-    return {"report": report_path, "predictions": pred_path}
+    return {"report": report_path, **paths}
 
 
 def find_predictions(eval_dir: str | os.PathLike) -> Path | None:

@@ -19,10 +19,11 @@ from PIL import Image
 from .checkpoints import CheckpointInfo, load_checkpoint, model_from_bytes
 from .config import RAMConfig
 from .errors import CheckpointError
+from .locations import ASSETS_DIR
 from .model import RAMModel
 from .trace import AttentionTrace, traces_from_output
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+ASSETS = ASSETS_DIR
 DEFAULT_CHECKPOINT = ASSETS / "ram_default.safetensors"
 
 

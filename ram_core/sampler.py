@@ -63,6 +63,16 @@ def interpolation_weights(scale: torch.Tensor, shift: torch.Tensor, out_size: in
     return (1 - frac) * (j == low) + frac * (j == low + 1)
 
 
+def sample_region_separable(features: torch.Tensor, transforms: torch.Tensor, size: int) -> torch.Tensor:
+    """sample_region without affine_grid / grid_sample, which the ONNX exporters do not support:
+    with no rotation or shear, bilinear sampling is one interpolation matrix per axis,
+    region = W_y (B, r, H) @ features (B, C, H, W) @ W_x^T (B, W, r) -> (B, C, r, r).  Same values."""
+    t = transforms.to(features.dtype)
+    wy = interpolation_weights(t[:, 1], t[:, 3], size, features.shape[2])  # (B, r, H)
+    wx = interpolation_weights(t[:, 0], t[:, 2], size, features.shape[3])  # (B, r, W)
+    return torch.matmul(torch.matmul(wy[:, None], features), wx.transpose(1, 2)[:, None])
+
+
 def pool_region(features: torch.Tensor, transforms: torch.Tensor, size: int) -> torch.Tensor:
     """The mean of sample_region over its size x size samples, (B, C), without sampling them.
 

@@ -21,6 +21,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from . import metrics
+from .locations import ASSETS_DIR, work_dir
 
 FORMAT = "ram-studio-thresholds/1"
 
@@ -142,8 +143,7 @@ def evaluated_checkpoint(report: Mapping[str, Any], eval_dir: str | os.PathLike 
     named = report.get("checkpoint")
     if not named:
         return None
-    root = Path(__file__).resolve().parent.parent
-    for candidate in (Path(named), root / named, *([Path(eval_dir) / named] if eval_dir else [])):
+    for candidate in (Path(named), work_dir() / named, ASSETS_DIR.parent / named, *([Path(eval_dir) / named] if eval_dir else [])):
         if candidate.is_file():
             return candidate
     return None
@@ -175,6 +175,10 @@ def write_checkpoint_copy(checkpoint: str | os.PathLike, out: str | os.PathLike,
         info.class_thresholds = parse_class_thresholds(dict(class_thresholds), info.config.class_names)
     except ValueError as exc:
         raise CheckpointError(f"{src}: {exc}") from None
+    from .locations import display_path
+
+    # the evaluation's folder relative to the work folder (not this machine's absolute path)
+    chosen_on = display_path(chosen_on) if chosen_on and os.path.isabs(chosen_on) else chosen_on
     info.provenance = {**info.provenance, "class_thresholds_from": chosen_on or "unknown",
                        "class_thresholds_rule": "max F1 per class"}
     _atomic_write(dst, save(load(blob), metadata={META_KEY: json.dumps(info.to_metadata())}))

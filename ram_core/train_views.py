@@ -23,11 +23,12 @@ from plotly.subplots import make_subplots
 
 from .data.archive import UnpackedDataset, unpack_dataset_zip
 from .errors import DatasetError
+from .locations import work_dir
 from .jobs import Job, JobQueue, JobSpec, estimate, format_seconds
 from .jobs.spec import parse_train_args
 from .jobs.store import ACTIVE, FAILED, FINISHED, QUEUED, STOPPED, STOPPING
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = work_dir()  # relative paths typed on the Train page start here
 MIN_TRAIN_PHOTOS = 5  # fewer positive training photos: the class is hardly learnable
 UPLOADS = "_uploads"  # under the jobs folder: the app writes to one place
 FORMATS = {"voc": "PASCAL VOC (VOCdevkit)", "coco": "MS-COCO (annotations/instances_*.json)",
@@ -276,7 +277,10 @@ def first_validation_photo(job: Job) -> Path | None:
         line = f.readline()
     try:
         image = Path(json.loads(line)["image"])
-    except (ValueError, KeyError, TypeError):
+        if not image.is_absolute():  # relative to the dataset root the report names
+            root = json.loads((Path(eval_dir) / "report.json").read_text(encoding="utf-8"))["dataset"]["root"]
+            image = Path(root) / image
+    except (OSError, ValueError, KeyError, TypeError):
         return None
     return image if image.is_file() else None
 

@@ -13,6 +13,7 @@ from ram_core.checkpoints import CheckpointInfo, save_checkpoint
 from ram_core.config import RAMConfig
 from ram_core.data import make_synthetic_voc
 from ram_core.eval_views import ENV_EVAL_DIR, INSPECT_KEY
+from ram_core.kept_photos import KEPT_KEY
 from ram_core.evaluation import evaluate_to_folder
 from ram_core.inference import Predictor
 from ram_core.model import build_model
@@ -96,9 +97,11 @@ def test_browse_and_open_in_inspect_then_come_back(app, setup):
     buttons = [b for b in app.button if b.key and b.key.startswith("evaluate.inspect.")]
     assert len(buttons) == 12
     buttons[0].click().run()
-    path = Path(app.session_state[INSPECT_KEY])
-    assert path.is_file() and path.parent == setup["scenes"] / "JPEGImages"
     assert app.title[0].value == "Inspect"
+    # the Inspect page took the hand-off into its kept photos (removable there) and cleared it
+    assert INSPECT_KEY not in app.session_state
+    (sent,) = app.session_state[KEPT_KEY].values()
+    assert sent.origin == "evaluate" and (setup["scenes"] / "JPEGImages" / sent.name).read_bytes() == sent.data
 
     app.switch_page("pages/2_Evaluate.py").run()  # the page's choices survive the visit
     no_exception(app)

@@ -159,3 +159,16 @@ def test_evaluation_map_is_found_where_the_evaluator_put_it():
     assert app.evaluation_map({"mAP": 0.81}) == 0.81
     assert app.evaluation_map({"metrics": {"map": 79.5}}) == 79.5
     assert app.evaluation_map(None) is None and app.evaluation_map({"other": 1}) is None
+
+
+def test_the_shipped_models_training_map_is_its_map():
+    """The shipped checkpoint stores its validation mAP as val_mAP: the Home page shows it, not '—'."""
+    assert app.training_val_map({"val_mAP": 73.0119, "val_CF1": 53.3}) == 73.0119
+    assert app.evaluation_map({"val_mAP": 73.0119}) is None  # not an evaluation (the picker's labels)
+    predictor = app.Predictor.from_checkpoint(None, "cpu")
+    facts = app.describe_model(predictor)
+    assert facts["mAP"] == f"{predictor.info.evaluation['val_mAP']:.1f}"
+    assert facts["mAP from"] == "validation during training"
+    # its provenance names the training machine's absolute dataset path: shown by the folder's name
+    assert predictor.info.provenance["data"].startswith("voc:/")
+    assert facts["Trained on"].startswith("voc:VOCdevkit ") and "/" not in facts["Trained on"].split()[0]

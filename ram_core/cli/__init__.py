@@ -1,4 +1,5 @@
-"""`python -m ram_core COMMAND ...`: argument parsing only; the work is done by the library.
+"""`ram-studio COMMAND ...` (or `python -m ram_core COMMAND ...`): argument parsing only; the work is
+done by the library.
 
 Each command lives in its own module with `add_parser(subparsers)` and `run(args) -> int`.
 """
@@ -7,16 +8,23 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from ..errors import RAMError
 
-COMMANDS = ("predict", "probe", "train", "evaluate", "thresholds", "info")
+COMMANDS = ("predict", "probe", "train", "evaluate", "columns", "thresholds", "info", "export", "app")
+
+
+def _prog() -> str:
+    """'ram-studio' when started by the console script, else 'python -m ram_core'."""
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return "ram-studio" if name.startswith("ram-studio") else "python -m ram_core"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m ram_core",
+        prog=_prog(),
         description="RAM Studio: recurrent-attention multi-label image recognition (Wang et al., ICCV 2017).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -32,7 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "passes_unknown", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra_args = extra  # `app`: Streamlit's own options, passed on as they are
     try:
         return int(args.run(args) or 0)
     except RAMError as exc:

@@ -1,4 +1,8 @@
-"""`evaluate --data voc --root PATH --split test [--checkpoint PATH] --out DIR`: report.json + predictions."""
+"""`evaluate --data voc --root PATH --split test [--checkpoint PATH] --out DIR`: report.json + predictions.
+
+Under `torchrun --nproc_per_node N` each process evaluates a shard and rank 0 writes the one report
+(ram_core/evaluation_distributed.py); the other ranks print nothing.
+"""
 
 from __future__ import annotations
 
@@ -58,20 +62,36 @@ def _progress_bar(disable: bool, desc: str = "evaluate"):
 def run(args: argparse.Namespace) -> int:
     from ..checkpoints import update_evaluation
     from ..evaluation import evaluate_to_folder, evaluation_summary
-    from ..inference import Predictor, device_label
+    from ..evaluation_distributed import evaluate_to_folder_distributed, init_distributed
+    from ..inference import Predictor, device_label, resolve_device
 
     split = args.split if args.split is not None else DEFAULT_SPLIT[args.data]
-    predictor = Predictor.from_checkpoint(args.checkpoint, args.device)
-    print(f"model: {predictor.info.source} on {device_label(predictor.device)}", file=sys.stderr)
+    use_cuda = resolve_device(args.device).type == "cuda"
+    ctx = init_distributed(use_cuda)  # under torchrun: this process's rank and the number of processes
+    device = f"cuda:{ctx.local_rank}" if ctx is not None and use_cuda else args.device
+    predictor = Predictor.from_checkpoint(args.checkpoint, device)
+    if ctx is None or ctx.rank == 0:
+        print(f"model: {predictor.info.source} on {device_label(predictor.device)}"
+              + (f", {ctx.world} processes" if ctx else ""), file=sys.stderr)
     if args.occlusion:  # before the evaluation, not after it
         from ..occlusion import require_steps
 
         require_steps(predictor.cfg)
-    result, paths = evaluate_to_folder(
-        predictor, args.data, args.root, split, args.out, batch_size=args.batch_size, workers=args.workers,
-        threshold=args.threshold, skip_bad=args.skip_bad, limit=args.limit, compress=args.compress,
-        progress=_progress_bar(args.no_progress), log=lambda m: print(m, file=sys.stderr),
-    )
+    common = dict(batch_size=args.batch_size, workers=args.workers, threshold=args.threshold, skip_bad=args.skip_bad,
+                  limit=args.limit, compress=args.compress, progress=_progress_bar(args.no_progress),
+                  log=lambda m: print(m, file=sys.stderr))
+    if ctx is None:
+        result, paths = evaluate_to_folder(predictor, args.data, args.root, split, args.out, **common)
+    else:
+        try:
+            result, paths = evaluate_to_folder_distributed(predictor, args.data, args.root, split, args.out, ctx,
+                                                           **common)
+        finally:  # no collective call follows: every rank leaves the group here
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+        if result is None:  # another rank than 0: its shard is in rank 0's report
+            return 0
     r = result.report
     fmt = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731
     print(f"mAP {fmt(r['mAP'])}  CF1 {fmt(r['CF1'])}  OF1 {fmt(r['OF1'])}  "
@@ -90,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
     if r["classes_not_in_model"]:
         print(f"not evaluated (the model does not know them): {', '.join(r['classes_not_in_model'])}",
               file=sys.stderr)
-    print(f"wrote {paths['report']} and {paths['predictions']}")
+    print(f"wrote {paths['report']}, {paths['predictions']}"
+          + (f" and {paths['columns']}" if "columns" in paths else ""))
     from ..evaluation_extras import add_evaluation_extras
     from ..occlusion import OCCLUSION_FILE, summary_line
 

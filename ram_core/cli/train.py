@@ -214,7 +214,10 @@ def datasets_from_args(args: argparse.Namespace):
 
 
 def options_from_args(args: argparse.Namespace, train_set, data: dict[str, Any]):
-    """The TrainOptions of a parsed `train` command line."""
+    """The TrainOptions of a parsed `train` command line.  The data description names the dataset root
+    by its folder name: a checkpoint does not carry this machine's paths."""
+    import os
+
     from ..training.loop import TrainOptions
 
     split = f"split={data['split']}"
@@ -225,7 +228,8 @@ def options_from_args(args: argparse.Namespace, train_set, data: dict[str, Any])
         weight_decay=args.weight_decay, seed=args.seed, views=("orig",) if args.no_flip else ("orig", "hflip"),
         use_cache=not args.fine_tune, cache_dir=args.cache_dir, workers=args.workers, device=args.device,
         resume=args.resume, backbone_weights=args.backbone_weights, min_positives=args.min_positives,
-        data_description=f"{args.data}:{args.root} {split} ({len(train_set)} images)", data=data,
+        data_description=f"{args.data}:{os.path.basename(os.path.abspath(args.root))} {split} ({len(train_set)} images)",
+        data=data,
     )
 
 

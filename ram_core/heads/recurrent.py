@@ -27,7 +27,7 @@ from torch import nn
 
 from ..config import RAMConfig
 from ..imagenet_prior import ImageNetGroupPrior
-from ..sampler import IDENTITY, cell_centres, pool_region, sample_region
+from ..sampler import IDENTITY, cell_centres, pool_region, sample_region, sample_region_separable
 
 
 class RegionEncoder(nn.Module):
@@ -40,6 +40,7 @@ class RegionEncoder(nn.Module):
     def __init__(self, cfg: RAMConfig, in_channels: int) -> None:
         super().__init__()
         self.kind, self.size = cfg.region_encoder, cfg.region_size
+        self.separable = False  # True: sample without affine_grid (ONNX export), the same values
         r, ch = cfg.region_size, cfg.region_channels
         self.dropout = nn.Dropout(cfg.dropout)
         if self.kind == "pool":  # average of the sampled cells, then fc + ReLU
@@ -59,7 +60,8 @@ class RegionEncoder(nn.Module):
     def forward(self, prepared: torch.Tensor, transform: torch.Tensor) -> torch.Tensor:
         if self.kind == "pool":
             return self.fc(self.dropout(pool_region(prepared, transform, self.size)))
-        region = sample_region(prepared, transform, self.size)  # (B, C', r, r)
+        sample = sample_region_separable if self.separable else sample_region
+        region = sample(prepared, transform, self.size)  # (B, C', r, r)
         if self.kind == "maxpool":
             region = F.max_pool2d(region, 2)  # (B, C', r/2, r/2)
         return self.fc(self.dropout(region.flatten(1)))

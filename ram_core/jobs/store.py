@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from ..locations import PACKAGE_DIR, work_dir
 from .progress import PROGRESS_FILE, STOP_FILE, read_json, read_progress, write_json_atomic
 from .spec import JobError, JobSpec
 
@@ -47,7 +48,7 @@ except ImportError:  # Windows: no flock; the threads of one app process are ser
     fcntl = None  # type: ignore[assignment]
 _THREAD_LOCK = threading.RLock()
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+ROOT = work_dir()  # runs/train and cache/features live here (the checkout, or the current folder)
 ENV_JOBS_DIR = "RAM_STUDIO_JOBS_DIR"  # where the app's training jobs live (default runs/train)
 ENV_CACHE_DIR = "RAM_STUDIO_CACHE_DIR"  # the feature cache its jobs share (default cache/features)
 JOB_FILE, STATUS_FILE, WORKER_LOG, EVAL_DIR = "job.json", "status.json", "worker.log", "evaluation"
@@ -295,7 +296,7 @@ class JobQueue:
         (job.dir / STOP_FILE).unlink(missing_ok=True)
         (job.dir / PROGRESS_FILE).unlink(missing_ok=True)
         env = dict(self.env if self.env is not None else os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
+        env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_DIR.parent), *filter(None, [env.get("PYTHONPATH")])])
         env.setdefault("PYTHONUNBUFFERED", "1")
         with open(job.dir / WORKER_LOG, "ab") as log:
             log.write(f"\n=== attempt {int(job.status.get('attempts', 0)) + 1}, "

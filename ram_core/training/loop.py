@@ -279,7 +279,7 @@ def train(cfg: RAMConfig, opts: TrainOptions, train_set, val_set=None) -> dict[s
                 score = -record["loss_total"]
             record["seconds"] = round(time.perf_counter() - t0, 2)
             history.append(record)
-            prov = make_provenance(opts.data_description, epoch=epoch + 1)
+            prov = make_provenance(opts.data_description, root=(opts.data or {}).get("root"), epoch=epoch + 1)
             save_checkpoint(out / "last.safetensors", model, provenance=prov)
             if score > best:
                 best = score

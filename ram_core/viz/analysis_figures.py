@@ -130,7 +130,7 @@ def deletion_figure(stats: dict[str, Any], cls: str | None = None) -> go.Figure:
     fig.add_trace(go.Scatter(x=xs, y=part["random_curve"], mode="lines+markers",
                              name="random boxes of the same sizes", line=dict(color="#7f7f7f", width=2, dash="dash"),
                              hovertemplate="%{x} random boxes blanked: mean score %{y:.3f}<extra></extra>"))
-    title = "Deletion curve" + (f": {cls}" if cls else "") + f" ({part['true_positives']} true positives)"
+    title = "Deletion curve" + (f": {cls}" if cls else "") + f" ({part['true_positives']} true positive{'' if part['true_positives'] == 1 else 's'})"
     _layout(fig, 360, title=title, legend=dict(orientation="h", y=-0.25), meta={"kind": "deletion"})
     fig.update_xaxes(title="regions blanked", tickmode="array", tickvals=xs)
     fig.update_yaxes(title="mean score", range=[0, 1.02])
