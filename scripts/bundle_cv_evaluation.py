@@ -13,6 +13,7 @@ make these scores.
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import sys
 from pathlib import Path
@@ -62,7 +63,7 @@ def main() -> None:
     }
     sizes = [s if s is not None else (0, 0) for s in ds.image_sizes]
     result = score_outputs(outputs, cfg, ds, list(range(len(ds))), sizes, threshold=args.threshold,
-                           dataset_info={"kind": "voc", "root": "../shared/data/VOCdevkit", "split": "trainval"},
+                           dataset_info={"kind": "voc", "root": os.path.abspath(args.root), "split": "trainval"},
                            extra={"protocol": protocol})
     result.report["checkpoint"] = args.checkpoint
     paths = write_evaluation(result, args.out, compress=True)
