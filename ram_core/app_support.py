@@ -472,6 +472,25 @@ def training_val_map(evaluation: dict | None) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
+# The models shipped in assets/, by the name the picker gives them (assets/MODEL_CARD.md describes each).
+BUNDLED_MODEL_NAMES = {
+    "ram_paper.safetensors": "Paper's model (RDAR)",
+    "ram_baseline.safetensors": "Strongest baseline (CSRA)",
+}
+
+
+def bundled_model_name(path: Path) -> str | None:
+    """The picker's name of a checkpoint shipped in assets/ (None for any other file)."""
+    from .locations import ASSETS_DIR
+
+    path = Path(path)
+    try:
+        shipped = path.resolve().parent == ASSETS_DIR.resolve()
+    except OSError:
+        return None
+    return BUNDLED_MODEL_NAMES.get(path.name) if shipped else None
+
+
 def model_picker() -> ModelState:
     """Render the sidebar every page shares (navigation, then the model section) and load the chosen
     model (cached).  Call it first on every page.
@@ -503,7 +522,8 @@ def model_picker() -> ModelState:
         if option == UPLOAD_CHOICE:
             return "Upload a checkpoint…"  # a stable label: the widget's value is its label
         m = checkpoint_map(Path(option))
-        return _short(Path(option)) + ("" if m is None else f" · mAP {m:.1f}")
+        name = bundled_model_name(Path(option))
+        return (f"{name} · {Path(option).name}" if name else _short(Path(option))) + ("" if m is None else f" · mAP {m:.1f}")
 
     _restore(_W_CHOICE, store.get("checkpoint", DEFAULT_CHOICE), options)
     choice = sb.selectbox("Checkpoint", options, key=_W_CHOICE, format_func=label,

@@ -172,3 +172,13 @@ def test_the_shipped_models_training_map_is_its_map():
     # its provenance names the training machine's absolute dataset path: shown by the folder's name
     assert predictor.info.provenance["data"].startswith("voc:/")
     assert facts["Trained on"].startswith("voc:VOCdevkit ") and "/" not in facts["Trained on"].split()[0]
+
+
+def test_shipped_models_have_names_in_the_picker(tmp_path):
+    from ram_core.app_support import bundled_model_name
+    from ram_core.locations import ASSETS_DIR
+
+    assert bundled_model_name(ASSETS_DIR / "ram_paper.safetensors") == "Paper's model (RDAR)"
+    assert bundled_model_name(ASSETS_DIR / "ram_baseline.safetensors") == "Strongest baseline (CSRA)"
+    assert bundled_model_name(tmp_path / "ram_paper.safetensors") is None  # a user's file keeps its own name
+    assert bundled_model_name(ASSETS_DIR / "ram_default.safetensors") is None
