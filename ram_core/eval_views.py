@@ -44,10 +44,16 @@ MAX_POINTS_PER_STEP = 1500  # attention scatter: a sample is as readable as 5000
 
 
 def default_eval_folders() -> list[Path]:
-    """$RAM_STUDIO_EVAL_DIR (comma-separated) if set, else assets/evaluations plus runs/ when present."""
+    """$RAM_STUDIO_EVAL_DIR (comma-separated) if set, else assets/evaluations plus runs/ when present;
+    served mode: assets/evaluations and the served folders."""
+    from . import served
+
     env = os.environ.get(ENV_EVAL_DIR, "").strip()
     if env:
         return parse_folders(env)
+    roots = served.current_roots()
+    if roots is not None:
+        return [ROOT / "assets" / "evaluations", *roots.read] + ([roots.write] if roots.write else [])
     folders = [ROOT / "assets" / "evaluations"]
     if (ROOT / "runs").is_dir():
         folders.append(ROOT / "runs")
@@ -55,33 +61,38 @@ def default_eval_folders() -> list[Path]:
 
 
 def parse_folders(text: str) -> list[Path]:
-    """'assets/evaluations, runs' -> paths; relative ones start at the repository root."""
-    out = []
+    """'assets/evaluations, runs' -> paths; relative ones start at the repository root.  Served mode:
+    folders outside the roots are left out (checked_folders says which)."""
+    return checked_folders(text)[0]
+
+
+def checked_folders(text: str) -> tuple[list[Path], list[str]]:
+    """(the folders typed, resolved; the refusal message of each one outside the served roots)."""
+    from . import served
+
+    out, refused = [], []
     for part in text.replace(";", ",").split(","):
-        part = part.strip()
-        if part:
-            p = Path(part).expanduser()
-            out.append(p if p.is_absolute() else ROOT / p)
-    return out
+        if part.strip():
+            try:
+                out.append(served.resolve_read(part, "The folder", local_base=ROOT))
+            except served.PathRefused as exc:
+                refused.append(str(exc))
+    return out, refused
 
 
 def list_evaluations(folders: Sequence[Path], max_depth: int = 3) -> list[Path]:
     """Folders holding a report.json, at most max_depth levels under each folder (the folder itself
-    included), in the order of `folders`, then by path; no duplicates."""
+    included), in the order of `folders`, then by path; no duplicates.  The search is bounded
+    (served.search_files: count and time, never from a filesystem root)."""
+    from . import served
+
     found: list[Path] = []
     seen: set[Path] = set()
     for folder in folders:
-        folder = Path(folder)
-        if not folder.is_dir():
-            continue
-        hits = []
-        for depth in range(max_depth + 1):
-            pattern = "/".join(["*"] * depth + [REPORT_FILE])
-            hits += [p.parent for p in folder.glob(pattern) if p.is_file()]
-        for d in sorted(hits):
-            key = d.resolve()
-            if key not in seen:
-                seen.add(key)
+        hits = served.search_files([folder], names=(REPORT_FILE,), max_depth=max_depth)
+        for d in sorted(p.parent for p in hits):
+            if d not in seen:
+                seen.add(d)
                 found.append(d)
     return found
 
@@ -292,8 +303,10 @@ def browse_counts(data: EvalData, cls: str, threshold: float) -> dict[str, int]:
 def resolve_image(data: EvalData, i: int, root_override: str | None = None) -> Path | None:
     """The photo of image i: its stored path, else the same path under root_override (for an
     evaluation made on another machine), else None."""
+    from . import served
+
     stored = Path(data.images[i])
-    if stored.is_file():
+    if stored.is_file() and served.may_read(stored):  # an evaluation's paths are not trusted when served
         return stored
     if root_override:
         new_root = Path(root_override).expanduser()
@@ -306,7 +319,7 @@ def resolve_image(data: EvalData, i: int, root_override: str | None = None) -> P
                 pass
         candidates += [new_root / stored.name, new_root / "JPEGImages" / stored.name]
         for p in candidates:
-            if p.is_file():
+            if p.is_file() and served.may_read(p):
                 return p
     return None
 
