@@ -10,11 +10,12 @@ from ram_core import app_support as app
 from ram_core import served
 from ram_core import eval_views as ev
 from ram_core.errors import RAMError
-from ram_core.evaluation import evaluate_to_folder, find_predictions
+from ram_core.evaluation import EVALUATION_FILES, evaluate_to_folder, find_predictions
 from ram_core.evaluation_extras import add_evaluation_extras
 from ram_core.false_labels import false_label_images, false_label_matrix
 from ram_core.imageio import open_image
 from ram_core.occlusion import OcclusionError, load_occlusion
+from ram_core.output_folder import check_output_folder, output_lock
 from ram_core.thresholds import (best_f1_thresholds, default_copy_path, evaluated_checkpoint, f1_table,
                                  metrics_at_class_thresholds, thresholds_array, write_checkpoint_copy)
 from ram_core.viz import analysis_figures
@@ -150,20 +151,21 @@ with st.expander("Run a new evaluation", expanded=not evaluations, icon=":materi
                 bar.progress(done / total, text=f"{done} / {total} images · {rate:.1f} images/s")
 
             try:
-                result, _ = evaluate_to_folder(model.predictor, kind, data_root, split_value,
-                                               out, batch_size=int(batch), workers=int(workers),
-                                               limit=int(limit) or None, progress=progress)
-                occlude = run_occlusion and bool(model.predictor.cfg.num_attention_steps)
-                if run_occlusion and not occlude:
-                    st.warning("The occlusion test needs a head with attention steps; this model has none.")
-                if occlude:
-                    bar.progress(0.0, text="Occlusion tests…")
-                try:
-                    add_evaluation_extras(model.predictor, result, out, occlusion=occlude, batch_size=int(batch),
-                                          workers=int(workers), progress=progress)
-                except OcclusionError as exc:  # the evaluation itself is fine: say why there is no test
-                    st.warning(f"**No occlusion test.** {md(exc)}", icon=":material/warning:")
-                    add_evaluation_extras(model.predictor, result, out, occlusion=False)
+                with output_lock(check_output_folder(out, EVALUATION_FILES, "output folder")):
+                    result, _ = evaluate_to_folder(model.predictor, kind, data_root, split_value,
+                                                   out, batch_size=int(batch), workers=int(workers),
+                                                   limit=int(limit) or None, progress=progress)
+                    occlude = run_occlusion and bool(model.predictor.cfg.num_attention_steps)
+                    if run_occlusion and not occlude:
+                        st.warning("The occlusion test needs a head with attention steps; this model has none.")
+                    if occlude:
+                        bar.progress(0.0, text="Occlusion tests…")
+                    try:
+                        add_evaluation_extras(model.predictor, result, out, occlusion=occlude, batch_size=int(batch),
+                                              workers=int(workers), progress=progress)
+                    except OcclusionError as exc:  # the evaluation itself is fine: say why there is no test
+                        st.warning(f"**No occlusion test.** {md(exc)}", icon=":material/warning:")
+                        add_evaluation_extras(model.predictor, result, out, occlusion=False)
             except RAMError as exc:
                 bar.empty()
                 st.error(f"**The evaluation could not run.** {md(exc)}", icon=":material/error:")

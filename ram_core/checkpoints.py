@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from . import finite_json
 from .backbones import PACKAGE_WEIGHTS, RANDOM_INIT, build_backbone, get_backbone_spec
 from .config import ConfigBoundsError, RAMConfig, check_config_dict
 from .errors import CheckpointError
@@ -122,7 +123,7 @@ def save_checkpoint(path: str | os.PathLike, model: RAMModel, *, backbone_weight
         from_package = get_backbone_spec(cfg.backbone).default_weights == PACKAGE_WEIGHTS
         backbone_weights = PACKAGE_WEIGHTS if (from_package and cfg.freeze_backbone) else "checkpoint"
     info = CheckpointInfo(cfg, backbone_weights, provenance or {}, evaluation)
-    blob = save(checkpoint_tensors(model, backbone_weights), metadata={META_KEY: json.dumps(info.to_metadata())})
+    blob = save(checkpoint_tensors(model, backbone_weights), metadata={META_KEY: finite_json.dumps(info.to_metadata())})
     path = Path(path)
     _atomic_write(path, blob)
     return path
@@ -404,4 +405,4 @@ def update_evaluation(path: str | os.PathLike, evaluation: dict[str, Any]) -> No
     blob = path.read_bytes()
     info = read_metadata_bytes(blob, str(path))
     info.evaluation = evaluation
-    _atomic_write(path, save(load(blob), metadata={META_KEY: json.dumps(info.to_metadata())}))
+    _atomic_write(path, save(load(blob), metadata={META_KEY: finite_json.dumps(info.to_metadata())}))

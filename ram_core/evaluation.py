@@ -37,13 +37,18 @@ from . import metrics
 from .attention_stats import box_hit_rates
 from .config import RAMConfig
 from .errors import DatasetError, RAMError
+from .finite_json import dumps, finite
 from .inference import ImageTransform, Predictor
 from .model import RAMOutput, probabilities, transform_to_box
+from .output_folder import atomic_write_text, check_output_folder, output_lock
 from .trace import AttentionTrace, traces_from_output
 
 FORMAT = "ram-studio-eval/1"
 REPORT_FILE = "report.json"
 PREDICTIONS_FILE = "predictions.jsonl"
+PARTIAL_FILE = "predictions.partial.jsonl"  # written batch by batch; kept when a run stops early
+# what an earlier evaluation leaves in its folder (replaced by the next one); anything else refuses --out
+EVALUATION_FILES = (REPORT_FILE, PREDICTIONS_FILE, PREDICTIONS_FILE + ".gz", PARTIAL_FILE, "occlusion.json")
 SCORE_DECIMALS = 5  # as traces_from_output rounds them
 
 Progress = Callable[[int, int, float], None]  # (images done, images in total, seconds so far)
@@ -181,6 +186,32 @@ def _align_classes(model_classes: list[str], dataset_classes: list[str]) -> tupl
     return shared, [model_classes.index(c) for c in shared], [index[c] for c in shared]
 
 
+def _finite_rows(out: RAMOutput) -> list[bool]:
+    """Per image: are its logits (fused, global, steps) and transforms all finite?"""
+    b = out.logits.shape[0]
+    checks = [out.logits.reshape(b, -1), out.global_logits.reshape(b, -1), out.step_logits.reshape(b, -1),
+              out.transforms.reshape(b, -1)]
+    return torch.cat([torch.isfinite(c.float()) for c in checks], 1).all(1).tolist()
+
+
+def _kept_note(partial: str | os.PathLike | None, count: int) -> str:
+    return f"; the {count} prediction(s) made before it are in {partial}" if partial is not None and count else ""
+
+
+def _append_partial(f, out: RAMOutput, index: list[int], sizes: list[tuple[int, int]], dataset, cfg: RAMConfig,
+                    threshold: float) -> None:
+    names = [os.path.abspath(dataset.image_paths[i]) for i in index]
+    traces = traces_from_output(out, names, sizes, list(cfg.class_names), cfg.fuse_global, threshold,
+                                activation=cfg.score_activation)
+    classes = list(dataset.class_names)
+    for i, trace in zip(index, traces):
+        record = {"id": str(dataset.ids[i]), **trace.to_json(),
+                  "ground_truth": [classes[c] for c in np.flatnonzero(np.asarray(dataset.targets[i]) > 0.5)]}
+        record.pop("seconds", None)
+        f.write(dumps(record) + "\n")
+    f.flush()
+
+
 def evaluate_dataset(
     predictor: Predictor,
     dataset,
@@ -190,12 +221,16 @@ def evaluate_dataset(
     threshold: float = 0.5,
     skip_bad: bool = False,
     dataset_info: dict[str, Any] | None = None,
+    partial: str | os.PathLike | None = None,
 ) -> EvaluationResult:
     """Run the predictor over every image of a MultiLabelDataset and score the results.
 
     Metrics use the dataset's eval_masks.  An unreadable photo raises DatasetError naming it, or,
     with skip_bad, is left out and listed in report["skipped"].  progress(done, total, seconds) is
-    called after every batch.
+    called after every batch.  With `partial`, each batch's predictions are appended to that file as
+    they are made, so a run stopped by a bad image keeps what it did (the caller removes the file once the
+    full predictions are written).  A model output that is NaN or infinite for an image (scores or box)
+    stops the run naming the image, or with skip_bad leaves it out and lists it.
     """
     cfg = predictor.cfg
     n = len(dataset)
@@ -213,23 +248,49 @@ def evaluate_dataset(
     parts: list[RAMOutput] = []
     done = 0
     t0 = time.perf_counter()
-    with torch.inference_mode():
-        for images, index, widths, heights, errors in loader:
-            ok = [j for j, e in enumerate(errors) if not e]
-            for j, e in enumerate(errors):
-                if e:
-                    if not skip_bad:
-                        raise DatasetError(f"{e} (pass --skip-bad to leave unreadable images out)")
-                    skipped.append(e)
-            if ok:
-                if len(ok) < len(errors):
-                    images = images[ok]
-                parts.append(predictor.run_tensors(images))
-                kept += [int(index[j]) for j in ok]
-                sizes += [(int(widths[j]), int(heights[j])) for j in ok]
-            done += len(errors)
-            if progress is not None:
-                progress(done, n, time.perf_counter() - t0)
+    partial_file = open(partial, "w", encoding="utf-8") if partial is not None else None
+    try:
+        with torch.inference_mode():
+            for images, index, widths, heights, errors in loader:
+                ok = [j for j, e in enumerate(errors) if not e]
+                for j, e in enumerate(errors):
+                    if e:
+                        if not skip_bad:
+                            raise DatasetError(f"{e} (pass --skip-bad to leave unreadable images out)"
+                                               + _kept_note(partial, len(kept)))
+                        skipped.append(e)
+                if ok:
+                    if len(ok) < len(errors):
+                        images = images[ok]
+                    out = predictor.run_tensors(images)
+                    ok_rows = _finite_rows(out)
+                    for j, good in zip(ok, ok_rows):
+                        if not good:
+                            message = (f"{dataset.image_paths[int(index[j])]}: the model's scores or boxes for "
+                                       "this image are NaN or infinite")
+                            if not skip_bad:
+                                raise DatasetError(message + " (pass --skip-bad to leave such images out)"
+                                                   + _kept_note(partial, len(kept)))
+                            skipped.append(message)
+                    if not all(ok_rows):
+                        rows = [r for r, good in enumerate(ok_rows) if good]
+                        out = RAMOutput(*(getattr(out, f)[rows] for f in
+                                          ("logits", "global_logits", "step_logits", "transforms")))
+                        ok = [j for j, good in zip(ok, ok_rows) if good]
+                    if ok:
+                        parts.append(out)
+                        new = [int(index[j]) for j in ok]
+                        new_sizes = [(int(widths[j]), int(heights[j])) for j in ok]
+                        if partial_file is not None:
+                            _append_partial(partial_file, out, new, new_sizes, dataset, cfg, threshold)
+                        kept += new
+                        sizes += new_sizes
+                done += len(errors)
+                if progress is not None:
+                    progress(done, n, time.perf_counter() - t0)
+    finally:
+        if partial_file is not None:
+            partial_file.close()
     seconds = time.perf_counter() - t0
     if not kept:
         raise DatasetError(f"{getattr(dataset, 'name', 'dataset')}: none of its {n} images could be read")
@@ -276,7 +337,7 @@ def evaluate_dataset(
         images_per_second=round(len(kept) / seconds, 2) if seconds > 0 else None,
         date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     )
-    report = _nan_to_none(report)
+    report = finite(report)
     return EvaluationResult(
         report=report,
         class_names=classes,
@@ -314,20 +375,31 @@ def evaluate_to_folder(
     progress: Progress | None = None,
     log: Callable[[str], None] | None = None,
 ) -> tuple[EvaluationResult, dict[str, Path]]:
-    """build_dataset + evaluate_dataset + write_evaluation: what the CLI and the app's page both do."""
+    """build_dataset + evaluate_dataset + write_evaluation: what the CLI and the app's page both do.
+
+    The output folder is checked first (output_folder.check_output_folder: not a file, writable, holding
+    nothing but an earlier evaluation) and held for the run (output_lock); predictions are appended to
+    predictions.partial.jsonl as they are made and replaced by predictions.jsonl at the end."""
     from .data import build_dataset
 
-    dataset = build_dataset(kind, root, split, skip_bad=skip_bad)
-    if dataset.skipped and log:
-        log(f"{dataset.name}: skipped {len(dataset.skipped)} malformed item(s), e.g. {dataset.skipped[0]}")
-    if limit:
-        dataset = dataset.subset(range(min(limit, len(dataset))), name=f"{dataset.name}[:{limit}]")
-    if log:
-        log(f"data: {dataset.name}, {len(dataset)} images")
-    result = evaluate_dataset(predictor, dataset, batch_size=batch_size, workers=workers, progress=progress,
-                              threshold=threshold, skip_bad=skip_bad,
-                              dataset_info={"kind": kind, "root": os.path.abspath(root), "split": split, "limit": limit})
-    return result, write_evaluation(result, out_dir, compress=compress)
+    out = check_output_folder(out_dir, EVALUATION_FILES, "evaluation's output folder")
+    with output_lock(out):
+        dataset = build_dataset(kind, root, split, skip_bad=skip_bad)
+        if dataset.skipped and log:
+            log(f"{dataset.name}: skipped {len(dataset.skipped)} malformed item(s), e.g. {dataset.skipped[0]}")
+        if limit:
+            dataset = dataset.subset(range(min(limit, len(dataset))), name=f"{dataset.name}[:{limit}]")
+        if log:
+            log(f"data: {dataset.name}, {len(dataset)} images")
+        partial = out / PARTIAL_FILE
+        result = evaluate_dataset(predictor, dataset, batch_size=batch_size, workers=workers, progress=progress,
+                                  threshold=threshold, skip_bad=skip_bad, partial=partial,
+                                  dataset_info={"kind": kind, "root": os.path.abspath(root), "split": split,
+                                                "limit": limit})
+        result.report["skipped"] = list(dataset.skipped) + list(result.report.get("skipped") or [])
+        paths = write_evaluation(result, out, compress=compress)
+        partial.unlink(missing_ok=True)
+    return result, paths
 
 
 def evaluation_summary(report: dict[str, Any]) -> dict[str, Any]:
@@ -346,19 +418,6 @@ def evaluation_summary(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _atomic_text(path: Path, lines: Iterator[str], compress: bool = False) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    opener = gzip.open if compress else open
-    try:
-        with opener(tmp, "wt", encoding="utf-8") as f:
-            for line in lines:
-                f.write(line)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def write_evaluation(result: EvaluationResult, out_dir: str | os.PathLike, compress: bool = False) -> dict[str, Path]:
     """Write report.json and predictions.jsonl (.gz with compress) into out_dir; return their paths.
 
@@ -369,12 +428,12 @@ def write_evaluation(result: EvaluationResult, out_dir: str | os.PathLike, compr
     pred_name = PREDICTIONS_FILE + (".gz" if compress else "")
     report = dict(result.report, predictions=pred_name)
     pred_path = out / pred_name
-    _atomic_text(pred_path, (json.dumps(r, allow_nan=False) + "\n" for r in result.records()), compress)
+    atomic_write_text(pred_path, (dumps(r) + "\n" for r in result.records()), compress)
     for stale in (out / PREDICTIONS_FILE, out / (PREDICTIONS_FILE + ".gz")):
         if stale != pred_path and stale.exists():
             stale.unlink()
     report_path = out / REPORT_FILE
-    _atomic_text(report_path, iter([json.dumps(report, indent=2, allow_nan=False) + "\n"]))
+    atomic_write_text(report_path, [dumps(report, indent=2) + "\n"])
     return {"report": report_path, "predictions": pred_path}
 
 

@@ -33,6 +33,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from . import finite_json
 from .config import RAMConfig
 from .errors import RAMError
 from .head_hooks import head_output, mirror_boxes, view_features
@@ -343,7 +344,7 @@ def write_occlusion(stats: dict[str, Any], out_dir: str | os.PathLike) -> Path:
     path = Path(out_dir) / OCCLUSION_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(stats, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    tmp.write_text(finite_json.dumps(stats, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, path)
     return path
 

@@ -20,6 +20,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from . import finite_json
 from . import metrics
 
 FORMAT = "ram-studio-thresholds/1"
@@ -132,7 +133,7 @@ def add_to_report(report_path: str | os.PathLike, extra: Mapping[str, Any]) -> N
     report = json.loads(path.read_text(encoding="utf-8"))
     report.update(extra)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    tmp.write_text(finite_json.dumps(report, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, path)
 
 
@@ -177,5 +178,5 @@ def write_checkpoint_copy(checkpoint: str | os.PathLike, out: str | os.PathLike,
         raise CheckpointError(f"{src}: {exc}") from None
     info.provenance = {**info.provenance, "class_thresholds_from": chosen_on or "unknown",
                        "class_thresholds_rule": "max F1 per class"}
-    _atomic_write(dst, save(load(blob), metadata={META_KEY: json.dumps(info.to_metadata())}))
+    _atomic_write(dst, save(load(blob), metadata={META_KEY: finite_json.dumps(info.to_metadata())}))
     return dst

@@ -10,6 +10,7 @@ import importlib
 import sys
 
 from ..errors import RAMError
+from ..safe_text import plain
 
 COMMANDS = ("predict", "probe", "train", "evaluate", "thresholds", "info")
 
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except RAMError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {plain(exc)}", file=sys.stderr)  # file names and labels may hold terminal escapes
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..safe_text import plain
 from .train import add_data_args
 
 DEFAULT_SPLIT = {"voc": "test", "coco": "val", "folder": None, "synthetic": "test"}
@@ -56,9 +57,38 @@ def _progress_bar(disable: bool, desc: str = "evaluate"):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..checkpoints import update_evaluation
-    from ..evaluation import evaluate_to_folder, evaluation_summary
+    from ..evaluation import EVALUATION_FILES
+    from ..output_folder import check_output_folder
+
+    check_arguments(args)
+    # --out first: a folder that cannot be used is found before the model loads, not after the work
+    check_output_folder(args.out, EVALUATION_FILES, "--out folder", create=False)
+    return _run(args)
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Numbers that cannot work, refused with the option's name before anything starts."""
+    import math
+
+    from ..errors import RAMError
+
+    problems = []
+    if args.batch_size < 1:
+        problems.append(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.workers < 0:
+        problems.append(f"--workers must be 0 or more, got {args.workers}")
+    if not (math.isfinite(args.threshold) and 0.0 <= args.threshold <= 1.0):
+        problems.append(f"--threshold must be between 0 and 1, got {args.threshold}")
+    if args.limit is not None and args.limit < 1:
+        problems.append(f"--limit must be at least 1, got {args.limit}")
+    if problems:
+        raise RAMError("; ".join(problems))
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..evaluation import EVALUATION_FILES
     from ..inference import Predictor, device_label
+    from ..output_folder import check_output_folder, output_lock
 
     split = args.split if args.split is not None else DEFAULT_SPLIT[args.data]
     predictor = Predictor.from_checkpoint(args.checkpoint, args.device)
@@ -67,10 +97,19 @@ def run(args: argparse.Namespace) -> int:
         from ..occlusion import require_steps
 
         require_steps(predictor.cfg)
+    out = check_output_folder(args.out, EVALUATION_FILES, "--out folder")
+    with output_lock(out):  # the report, predictions and extras of one run, never mixed with another's
+        return _evaluate(args, predictor, split, out)
+
+
+def _evaluate(args: argparse.Namespace, predictor, split: str | None, out) -> int:
+    from ..checkpoints import update_evaluation
+    from ..evaluation import evaluate_to_folder, evaluation_summary
+
     result, paths = evaluate_to_folder(
         predictor, args.data, args.root, split, args.out, batch_size=args.batch_size, workers=args.workers,
         threshold=args.threshold, skip_bad=args.skip_bad, limit=args.limit, compress=args.compress,
-        progress=_progress_bar(args.no_progress), log=lambda m: print(m, file=sys.stderr),
+        progress=_progress_bar(args.no_progress), log=lambda m: print(plain(m), file=sys.stderr),
     )
     r = result.report
     fmt = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731
@@ -78,9 +117,9 @@ def run(args: argparse.Namespace) -> int:
           f"(top-3: CF1 {fmt(r['top3']['CF1'])}  OF1 {fmt(r['top3']['OF1'])})  "
           f"on {r['num_images']} images, {fmt(r['images_per_second'])} images/s")
     if r["skipped"]:
-        print(f"left out {len(r['skipped'])} unreadable image(s), e.g. {r['skipped'][0]}", file=sys.stderr)
+        print(plain(f"left out {len(r['skipped'])} bad item(s), e.g. {r['skipped'][0]}"), file=sys.stderr)
     if r["classes_not_in_model"]:
-        print(f"not evaluated (the model does not know them): {', '.join(r['classes_not_in_model'])}",
+        print(plain(f"not evaluated (the model does not know them): {', '.join(r['classes_not_in_model'])}"),
               file=sys.stderr)
     print(f"wrote {paths['report']} and {paths['predictions']}")
     from ..evaluation_extras import add_evaluation_extras

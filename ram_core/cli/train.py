@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..safe_text import plain
 from ..config import CLASSIFICATION_LOSSES, HEADS, IMAGENET_MODES, REGION_ENCODERS, LossConfig, RAMConfig
 
 # What a model option means when neither it nor a preset says otherwise.
@@ -228,7 +229,7 @@ def run(args: argparse.Namespace) -> int:
     train_set, val_set, data = datasets_from_args(args)
     for ds in (train_set, val_set):
         if ds is not None and ds.skipped:
-            print(f"{ds.name}: skipped {len(ds.skipped)} malformed item(s), e.g. {ds.skipped[0]}")
+            print(plain(f"{ds.name}: skipped {len(ds.skipped)} malformed item(s), e.g. {ds.skipped[0]}"))
     cfg = config_from_args(args, list(train_set.class_names))
     result = train(cfg, options_from_args(args, train_set, data), train_set, val_set)
     if val_set is not None:

@@ -24,6 +24,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from .. import finite_json
 from .. import metrics
 from ..checkpoints import _atomic_write, make_provenance, save_checkpoint
 from ..config import RAMConfig
@@ -279,13 +280,13 @@ def train(cfg: RAMConfig, opts: TrainOptions, train_set, val_set=None) -> dict[s
                                 evaluation={k: record[k] for k in record if k.startswith("val_")} or None)
             state = {"epoch": epoch, "best": best, "head": model.head.state_dict(),
                      "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                     "history": json.dumps(history), "config": cfg.to_json()}
+                     "history": finite_json.dumps(history), "config": cfg.to_json()}
             if not cfg.freeze_backbone:
                 state["backbone"] = model.backbone.state_dict()
             _save_torch_atomic(state, resume_path)
             # the log is rewritten whole from the history saved with the resume state, so a kill at
             # any point never leaves it with an epoch missing or twice
-            _atomic_write(out / "log.jsonl", "".join(json.dumps(r) + "\n" for r in history).encode())
+            _atomic_write(out / "log.jsonl", "".join(finite_json.dumps(r) + "\n" for r in history).encode())
             val_txt = f"  val mAP {record['val_mAP_selected']:.2f}" if record.get("val_mAP_selected") is not None else ""
             log(f"epoch {epoch + 1}/{opts.epochs}  loss {record['loss_total']:.4f} "
                 f"(cls {record['loss_classification']:.4f}){val_txt}  {record['seconds']:.1f}s")
