@@ -28,7 +28,7 @@ from .. import finite_json
 from .. import metrics
 from ..checkpoints import _atomic_write, make_provenance, save_checkpoint
 from ..config import RAMConfig
-from ..errors import CheckpointError
+from ..errors import CheckpointError, RAMError
 from ..inference import ImageTransform, autocast_for
 from ..losses import ram_loss
 from ..model import RAMModel, build_head, init_prior_from_backbone, probabilities
@@ -127,6 +127,10 @@ def validation_metrics(scores: np.ndarray, targets: np.ndarray, masks: np.ndarra
     report["mAP_selected"] = float(np.nanmean(ap[keep]) * 100) if keep.any() else None
     report["selected_classes"] = [c for c, k in zip(class_names, keep) if k]
     return report
+
+
+class TrainingDiverged(RAMError):
+    """The loss became NaN or infinite: training stops, and the last good checkpoint stays."""
 
 
 def train(cfg: RAMConfig, opts: TrainOptions, train_set, val_set=None) -> dict[str, Any]:
@@ -248,6 +252,15 @@ def train(cfg: RAMConfig, opts: TrainOptions, train_set, val_set=None) -> dict[s
             with autocast_for(device):
                 output = net(x)
             terms = ram_loss(output, y, cfg.loss, anchors, m)
+            if not bool(torch.isfinite(terms.total.detach())):
+                # before the step: the weights stay those of the last good batch, the checkpoints those
+                # of the last finished epoch
+                kept = out / "last.safetensors"
+                raise TrainingDiverged(
+                    f"epoch {epoch + 1}, batch {batch}: the loss is {float(terms.total):g} (not a finite number); "
+                    "training stopped. " + (f"The last good checkpoint is {kept} (epoch {len(history)})."
+                                            if history and kept.is_file() else "No checkpoint was written.")
+                    + " Try a lower --lr, or look for broken inputs in the data.")
             optimizer.zero_grad(set_to_none=True)
             terms.total.backward()
             optimizer.step()
@@ -293,7 +306,9 @@ def train(cfg: RAMConfig, opts: TrainOptions, train_set, val_set=None) -> dict[s
             progress({"phase": "epoch_end", "epoch": epoch + 1, "epochs": opts.epochs, "record": record})
         if world > 1:
             dist.barrier()
-    return {"best": best, "best_checkpoint": str(out / "best.safetensors"), "history": history, "model": model}
+    best_path = out / "best.safetensors"
+    written = bool(history) and best_path.is_file()  # an epoch finished (now or before a resume) and wrote it
+    return {"best": best, "best_checkpoint": str(best_path) if written else None, "history": history, "model": model}
 
 
 class _FlipAugment(Dataset):
