@@ -12,7 +12,7 @@ import sys
 from ..errors import RAMError
 from ..safe_text import plain
 
-COMMANDS = ("predict", "probe", "train", "evaluate", "thresholds", "info")
+COMMANDS = ("predict", "probe", "train", "evaluate", "thresholds", "info", "app")
 
 
 def build_parser() -> argparse.ArgumentParser:
