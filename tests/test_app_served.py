@@ -1,0 +1,194 @@
+"""The app in served mode (Streamlit's AppTest): every path a visitor types outside RAM_STUDIO_ROOTS is
+refused on the page with the same message whether or not it exists, nothing outside the write folder is
+written, visitors get no tracebacks, and local mode says that it is local.  Hostile checkpoints and class
+names reach the page as messages and plain text.  RELIABILITY.md counts these cases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from ram_core import app_support as app
+from ram_core import served
+from ram_core.safe_text import unmd
+from test_bad_input_cli import SHAPES, tiny_checkpoint
+from test_checkpoint_bounds import HOSTILE
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT = 120
+REFUSED = "not inside the folders this server lets you read"
+REFUSED_WRITE = "not inside the folder this server writes to"
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    return tiny_checkpoint(tmp_path_factory.mktemp("ck") / "shapes.safetensors", classes=SHAPES)
+
+
+@pytest.fixture
+def served_tree(tmp_path, monkeypatch, checkpoint):
+    t = {name: tmp_path / name for name in ("data", "out", "secret")}
+    for p in t.values():
+        p.mkdir()
+    (t["secret"] / "key.txt").write_text("SECRET=hunter2\n")
+    (t["secret"] / "stolen.safetensors").write_bytes(checkpoint.read_bytes())
+    monkeypatch.setenv(served.ENV_ROOTS, f"read={t['data']};write={t['out']}")
+    monkeypatch.setenv(app.ENV_CHECKPOINT, str(checkpoint))
+    for env in ("RAM_STUDIO_EVAL_DIR", "RAM_STUDIO_JOBS_DIR", "RAM_STUDIO_CACHE_DIR"):
+        monkeypatch.delenv(env, raising=False)
+    yield t
+    st.set_option("client.showErrorDetails", "full")  # the option is process-wide: leave it as found
+
+
+def start(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    if page:
+        at.switch_page(page)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(elements) -> str:
+    return " ".join(unmd(e.value) for e in elements)
+
+
+def test_local_mode_says_so_in_the_sidebar(monkeypatch, checkpoint):
+    monkeypatch.delenv(served.ENV_ROOTS, raising=False)
+    monkeypatch.setenv(app.ENV_CHECKPOINT, str(checkpoint))
+    at = start()
+    assert "Local mode" in texts(at.sidebar.caption)
+
+
+def test_served_mode_hides_tracebacks_and_says_so(served_tree):
+    at = start()
+    assert "Served mode" in texts(at.sidebar.caption) and "Local mode" not in texts(at.sidebar.caption)
+    assert st.get_option("client.showErrorDetails") == "none"
+
+
+def test_a_malformed_roots_setting_stops_the_app_with_a_message(served_tree, monkeypatch):
+    monkeypatch.setenv(served.ENV_ROOTS, "read=relative/path")
+    at = start()
+    assert "misconfigured" in texts(at.error) and "not an absolute path" in texts(at.error)
+
+
+@pytest.mark.parametrize("typed", ["/", "{secret}", "{data}/../secret"])
+def test_checkpoint_folders_outside_the_roots_list_nothing(typed, served_tree):
+    at = start()
+    at.sidebar.text_input(key=app._W_FOLDERS).set_value(typed.format(**served_tree)).run()
+    assert not at.exception
+    assert REFUSED in texts(at.sidebar.warning)
+    options = at.sidebar.selectbox(key=app._W_CHOICE).options
+    assert not any("stolen" in o for o in options)
+
+
+def run_evaluation(at: AppTest, root: str, out: str, kind: str = "voc") -> AppTest:
+    at.selectbox(key="evaluate.kind").set_value(kind)
+    at.text_input(key="evaluate.root").set_value(root)
+    at.text_input(key="evaluate.split").set_value("test")
+    at.text_input(key="evaluate.out").set_value(out)
+    next(b for b in at.button if b.label == "Run evaluation").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+@pytest.mark.parametrize("root,out,message", [
+    ("{secret}", "", REFUSED),  # a dataset root outside the read roots
+    ("/etc", "", REFUSED),
+    ("{data}/../secret", "", REFUSED),
+    ("{data}", "{secret}/evil", REFUSED_WRITE),  # Save to outside the write root
+    ("{data}", "{data}/evil", REFUSED_WRITE),  # a read root is not writable
+    ("{data}", "../secret/evil", REFUSED_WRITE),
+])
+def test_evaluate_page_refuses_paths_outside_the_roots(root, out, message, served_tree):
+    at = start("pages/2_Evaluate.py")
+    before = sorted(p.name for p in served_tree["secret"].iterdir())
+    at = run_evaluation(at, root.format(**served_tree), out.format(**served_tree))
+    assert message in texts(at.error)
+    assert "hunter2" not in texts(at.error)
+    assert sorted(p.name for p in served_tree["secret"].iterdir()) == before
+    assert not (served_tree["data"] / "evil").exists()
+
+
+def test_a_synthetic_dataset_is_never_generated_into_a_read_root(served_tree):
+    at = start("pages/2_Evaluate.py")
+    at = run_evaluation(at, str(served_tree["data"] / "scenes"), "", kind="synthetic")
+    assert REFUSED_WRITE in texts(at.error)
+    assert not (served_tree["data"] / "scenes").exists()
+
+
+def test_evaluate_refusals_do_not_tell_whether_a_path_exists(served_tree):
+    at = run_evaluation(start("pages/2_Evaluate.py"), str(served_tree["secret"] / "key.txt"), "")
+    exists = texts(at.error).replace("key.txt", "X")
+    at = run_evaluation(start("pages/2_Evaluate.py"), str(served_tree["secret"] / "nothing.txt"), "")
+    assert texts(at.error).replace("nothing.txt", "X") == exists
+
+
+def test_evaluation_folders_outside_the_roots_are_refused(served_tree):
+    (served_tree["secret"] / "report.json").write_text("{}")
+    at = start("pages/2_Evaluate.py")
+    at.sidebar.text_input(key="evaluate.folders").set_value(f"/, {served_tree['secret']}").run()
+    assert not at.exception
+    assert texts(at.sidebar.warning).count(REFUSED) == 2
+
+
+def open_train(page_tree) -> AppTest:
+    return start("pages/3_Train.py")
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("train.root", "{secret}", REFUSED),
+    ("train.root", "/etc", REFUSED),
+    ("train.extra", "--backbone-weights {secret}/key.txt", REFUSED),
+    ("train.split.folder", "{secret}/key.txt", REFUSED),
+])
+def test_train_page_refuses_paths_outside_the_roots(field, value, message, served_tree):
+    (served_tree["data"] / "labels.csv").write_text("image,labels\n")
+    at = open_train(served_tree)
+    if field != "train.root":
+        at.text_input(key="train.root").set_value(str(served_tree["data"])).run()
+    at.text_input(key=field).set_value(value.format(**served_tree)).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert message in texts(at.error) and "hunter2" not in texts(at.error)
+    assert at.button(key="train.start").disabled
+
+
+def test_train_page_without_a_write_folder_does_not_train(served_tree, monkeypatch):
+    monkeypatch.setenv(served.ENV_ROOTS, f"read={served_tree['data']}")
+    at = open_train(served_tree)
+    assert "does not let visitors train" in texts(at.info)
+    assert not at.button
+
+
+@pytest.mark.parametrize("name", ["steps_1e9", "weights_etc_passwd", "weights_nan", "classes_20000", "nesting_100000"])
+def test_a_hostile_uploaded_checkpoint_is_a_message_on_the_page(name, served_tree):
+    at = start()
+    at.sidebar.selectbox(key=app._W_CHOICE).set_value(app.UPLOAD_CHOICE).run()
+    uploader = next(u for u in at.sidebar.file_uploader if "checkpoint" in u.label)
+    uploader.set_value((f"{name}.safetensors", HOSTILE[name][0](), "application/octet-stream"))
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert HOSTILE[name][1] in texts(at.error)
+    assert any(w.value == "No model loaded." for w in at.sidebar.warning)
+
+
+def test_class_names_with_markup_are_shown_as_text(tmp_path, monkeypatch):
+    evil = ("<img src=x onerror=alert(1)>", "[click](http://evil.example)", ":red[alert]")
+    ckpt = tiny_checkpoint(tmp_path / "evil.safetensors", classes=evil)
+    monkeypatch.delenv(served.ENV_ROOTS, raising=False)
+    monkeypatch.setenv(app.ENV_CHECKPOINT, str(ckpt))
+    at = start()
+    shown = " ".join(m.value for m in at.markdown)
+    assert "\\<img src=x onerror=alert(1)\\>" in shown and "<img src" not in shown.replace("\\<img src", "")
+    assert "\\[click\\](http://evil.example)" in shown and ":red\\[alert\\]" in shown
+    at.switch_page("pages/1_Inspect.py").run()
+    at.pills(key="inspect.samples").set_value(["cat.jpg"]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    raw_html = [m.value for m in at.markdown if "<span" in m.value]  # the step captions (unsafe_allow_html)
+    assert len(raw_html) == 3  # one per step
+    assert all("<img" not in v for v in raw_html)  # inside raw HTML a class name is HTML-escaped
+    assert any("&lt;img src=x onerror=alert(1)&gt;" in v or "[click]" in v or ":red[alert]" in v for v in raw_html)
