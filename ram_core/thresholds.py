@@ -132,9 +132,9 @@ def add_to_report(report_path: str | os.PathLike, extra: Mapping[str, Any]) -> N
     path = Path(report_path)
     report = json.loads(path.read_text(encoding="utf-8"))
     report.update(extra)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(finite_json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    from .output_folder import atomic_write_text
+
+    atomic_write_text(path, [finite_json.dumps(report, indent=2) + "\n"])
 
 
 def evaluated_checkpoint(report: Mapping[str, Any], eval_dir: str | os.PathLike | None = None) -> Path | None:
