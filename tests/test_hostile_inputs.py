@@ -497,9 +497,10 @@ def test_text_for_the_page_shows_as_typed(text):
         assert ch not in escaped.replace("\\" + ch, "")  # every one of them escaped
 
 
-def test_predict_in_a_real_process_prints_an_escaped_error(sandbox):
+def test_predict_in_a_real_process_prints_an_escaped_error(sandbox, shapes_ckpt):
     evil = sandbox / "home" / "\x1b[2Jevil.jpg"
     evil.write_bytes(b"not an image")
-    proc = subprocess.run([sys.executable, "-m", "ram_core", "predict", str(evil), "--checkpoint",
-                           str(sandbox / "none.safetensors")], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "\x1b" not in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "ram_core", "predict", str(evil), "--checkpoint", str(shapes_ckpt),
+                           "--device", "cpu"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr and "\x1b" not in proc.stderr
+    assert "\\x1b[2Jevil.jpg: not an image" in proc.stderr
