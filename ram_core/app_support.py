@@ -232,7 +232,7 @@ def _header_map(key: str) -> float | None:
                 return None
             meta = json.loads(f.read(n)).get("__metadata__", {}).get(META_KEY)
         m = evaluation_map(json.loads(meta).get("evaluation")) if meta else None
-    except (OSError, ValueError, struct.error, AttributeError, TypeError):
+    except (OSError, ValueError, struct.error, AttributeError, TypeError, RecursionError):
         return None
     return None if m is None else (m if m > 1 else 100 * m)
 

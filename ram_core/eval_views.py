@@ -159,8 +159,41 @@ class EvalData:
         return len(self.ids)
 
 
+def _numbers(value: Any, n: int | None = None) -> bool:
+    return (isinstance(value, list) and (n is None or len(value) == n)
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value))
+
+
+def _score_table(value: Any) -> bool:
+    return isinstance(value, dict) and _numbers(list(value.values()))
+
+
+def check_record(r: Any, i: int) -> None:
+    """One predictions.jsonl record as evaluation.write_evaluation writes it (ValueError naming what is not):
+    the page draws every field, so a record that only looks right must not reach it."""
+    where = f"prediction {i + 1}"
+    if not isinstance(r, dict) or not _score_table(r.get("scores")):
+        raise ValueError(f"{where}: scores must map classes to numbers")
+    if r.get("global_scores") is not None and not _score_table(r["global_scores"]):
+        raise ValueError(f"{where}: global_scores must map classes to numbers")
+    steps = r.get("steps") or []
+    if not isinstance(steps, list):
+        raise ValueError(f"{where}: steps must be a list")
+    for k, step in enumerate(steps, 1):
+        t = step.get("transform") if isinstance(step, dict) else None
+        if (not isinstance(step, dict) or not _score_table(step.get("scores")) or not _numbers(step.get("box_norm"), 4)
+                or not isinstance(t, dict) or not _numbers([t.get(x) for x in ("s_x", "s_y", "t_x", "t_y")], 4)
+                or ("box" in step and not _numbers(step["box"], 4))):
+            raise ValueError(f"{where}, step {k}: needs scores, a box_norm of 4 numbers and a transform")
+    for key in ("ground_truth", "ignored"):
+        if not isinstance(r.get(key) or [], list):
+            raise ValueError(f"{where}: {key} must be a list of class names")
+
+
 def eval_data(report: dict[str, Any], records: list[dict[str, Any]], name: str = "") -> EvalData:
     """Arrays from load_evaluation's (report, predictions).  Classes: the report's evaluated classes."""
+    for i, r in enumerate(records):
+        check_record(r, i)
     classes = list(report.get("class_names") or report["per_class_ap"])
     n, c = len(records), len(classes)
     k = max((len(r.get("steps") or []) for r in records), default=0)
@@ -195,8 +228,15 @@ def eval_data(report: dict[str, Any], records: list[dict[str, Any]], name: str =
 
 
 def open_evaluation(path: str | os.PathLike) -> EvalData:
+    """A saved evaluation's arrays; EvaluationError (not a traceback) when its files do not fit together."""
+    from .evaluation import EvaluationError
+
     report, records = load_evaluation(path)
-    return eval_data(report, records, short_path(Path(path)))
+    try:
+        return eval_data(report, records, short_path(Path(path)))
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise EvaluationError(f"{path}: its report and predictions do not describe an evaluation "
+                              f"({type(exc).__name__}: {str(exc)[:120]})") from None
 
 
 # --------------------------------------------------------------------------------------------------

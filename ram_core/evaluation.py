@@ -445,16 +445,29 @@ def find_predictions(eval_dir: str | os.PathLike) -> Path | None:
     return None
 
 
+def _no_constants(name: str):
+    """json.loads(parse_constant=...): NaN and Infinity are not JSON, and a score that is one is wrong."""
+    raise ValueError(f"holds {name}, which is not a number RAM Studio writes (a damaged or foreign file)")
+
+
 def load_report(eval_dir: str | os.PathLike) -> dict[str, Any]:
     path = Path(eval_dir) / REPORT_FILE
     if not path.is_file():
         raise EvaluationError(f"{eval_dir}: no {REPORT_FILE} (write one with `python -m ram_core evaluate`)")
     try:
-        report = json.loads(path.read_text(encoding="utf-8"))
+        report = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constants)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise EvaluationError(f"{path}: not a readable JSON report ({exc})") from None
-    if not isinstance(report, dict) or "per_class_ap" not in report:
-        raise EvaluationError(f"{path}: not an evaluation report (no per_class_ap)")
+    except RecursionError:
+        raise EvaluationError(f"{path}: the JSON nests too deeply to be a report") from None
+    except ValueError as exc:
+        raise EvaluationError(f"{path}: {exc}") from None
+    if not isinstance(report, dict) or not isinstance(report.get("per_class_ap"), dict):
+        raise EvaluationError(f"{path}: not an evaluation report (no per_class_ap table); its report and "
+                              "predictions do not describe an evaluation")
+    if not isinstance(report.get("class_names", []), list):
+        raise EvaluationError(f"{path}: its class_names is not a list; its report and predictions do not "
+                              "describe an evaluation")
     report.setdefault("class_names", list(report["per_class_ap"]))
     return report
 
@@ -473,9 +486,13 @@ def load_evaluation(eval_dir: str | os.PathLike) -> tuple[dict[str, Any], list[d
                 if not line.strip():
                     continue
                 try:
-                    record = json.loads(line)
+                    record = json.loads(line, parse_constant=_no_constants)
                 except json.JSONDecodeError as exc:
                     raise EvaluationError(f"{path}, line {lineno}: not JSON ({exc})") from None
+                except RecursionError:
+                    raise EvaluationError(f"{path}, line {lineno}: the JSON nests too deeply") from None
+                except ValueError as exc:
+                    raise EvaluationError(f"{path}, line {lineno}: {exc}") from None
                 if not isinstance(record, dict) or "scores" not in record:
                     raise EvaluationError(f"{path}, line {lineno}: not a prediction record (no scores)")
                 predictions.append(record)

@@ -192,3 +192,92 @@ def test_class_names_with_markup_are_shown_as_text(tmp_path, monkeypatch):
     assert len(raw_html) == 3  # one per step
     assert all("<img" not in v for v in raw_html)  # inside raw HTML a class name is HTML-escaped
     assert any("&lt;img src=x onerror=alert(1)&gt;" in v or "[click]" in v or ":red[alert]" in v for v in raw_html)
+
+
+# --------------------------------------------------------------------------------------------------
+# Saved evaluations that are not what they claim: a message on the Evaluate page, never a traceback
+
+
+@pytest.fixture(scope="module")
+def real_evaluation(tmp_path_factory, checkpoint) -> Path:
+    from ram_core.cli import main
+    from ram_core.data import make_synthetic_voc
+
+    base = tmp_path_factory.mktemp("eval")
+    make_synthetic_voc(base / "voc", 6, image_size=48, classes=SHAPES, seed=3)
+    assert main(["evaluate", "--data", "synthetic", "--root", str(base / "voc"), "--split", "trainval",
+                 "--checkpoint", str(checkpoint), "--out", str(base / "good"), "--device", "cpu", "--workers", "0",
+                 "--no-progress"]) == 0
+    return base / "good"
+
+
+def _edit_first_prediction(edit):
+    def apply(folder: Path) -> None:
+        import json
+
+        lines = (folder / "predictions.jsonl").read_text().splitlines()
+        record = json.loads(lines[0])
+        edit(record)
+        lines[0] = json.dumps(record)
+        (folder / "predictions.jsonl").write_text("\n".join(lines) + "\n")
+    return apply
+
+
+def _edit_report(edit):
+    def apply(folder: Path) -> None:
+        import json
+
+        report = json.loads((folder / "report.json").read_text())
+        edit(report)
+        (folder / "report.json").write_text(json.dumps(report))
+    return apply
+
+
+HOSTILE_EVALUATIONS = {
+    "report_nan": (lambda f: (f / "report.json").write_text(
+        (f / "report.json").read_text().replace('"mAP": ', '"mAP": NaN, "was": ', 1)), "NaN"),
+    "report_deep": (lambda f: (f / "report.json").write_text("[" * 100_000 + "]" * 100_000), "nests too deeply"),
+    "report_per_class_number": (_edit_report(lambda r: (r.update(per_class_ap=5), r.pop("class_names"))),
+                                "do not describe an evaluation"),
+    "report_class_names_number": (_edit_report(lambda r: r.update(class_names=7)), "do not describe an evaluation"),
+    "prediction_nan_score": (lambda f: (f / "predictions.jsonl").write_text(
+        (f / "predictions.jsonl").read_text().replace('"scores": {', '"scores": {"x": Infinity, ', 1)), "Infinity"),
+    "prediction_scores_list": (_edit_first_prediction(lambda r: r.update(scores=[1, 2])),
+                               "do not describe an evaluation"),
+    "prediction_short_box": (_edit_first_prediction(lambda r: r["steps"][0].update(box_norm=[0.1])),
+                             "do not describe an evaluation"),
+    "prediction_no_transform": (_edit_first_prediction(lambda r: r["steps"][0].pop("transform")),
+                                "do not describe an evaluation"),
+    "prediction_deep": (lambda f: (f / "predictions.jsonl").write_text("[" * 100_000 + "]" * 100_000 + "\n"),
+                        "nests too deeply"),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_EVALUATIONS))
+def test_a_hostile_saved_evaluation_is_a_message_on_the_page(case, real_evaluation, tmp_path, monkeypatch, checkpoint):
+    import shutil
+
+    from ram_core.eval_views import ENV_EVAL_DIR
+
+    damage, message = HOSTILE_EVALUATIONS[case]
+    folder = tmp_path / "evaluations" / case
+    shutil.copytree(real_evaluation, folder)
+    damage(folder)
+    monkeypatch.delenv(served.ENV_ROOTS, raising=False)
+    monkeypatch.setenv(app.ENV_CHECKPOINT, str(checkpoint))
+    monkeypatch.setenv(ENV_EVAL_DIR, str(tmp_path / "evaluations"))
+    at = start("pages/2_Evaluate.py")
+    assert "cannot be read" in texts(at.error) and message in texts(at.error), texts(at.error)
+
+
+def test_the_undamaged_evaluation_opens(real_evaluation, tmp_path, monkeypatch, checkpoint):
+    import shutil
+
+    from ram_core.eval_views import ENV_EVAL_DIR
+
+    shutil.copytree(real_evaluation, tmp_path / "evaluations" / "good")
+    monkeypatch.delenv(served.ENV_ROOTS, raising=False)
+    monkeypatch.setenv(app.ENV_CHECKPOINT, str(checkpoint))
+    monkeypatch.setenv(ENV_EVAL_DIR, str(tmp_path / "evaluations"))
+    at = start("pages/2_Evaluate.py")
+    assert not at.error and any(m.label == "mAP" for m in at.metric)
