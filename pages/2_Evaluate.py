@@ -134,6 +134,7 @@ with st.expander("Run a new evaluation", expanded=not evaluations, icon=":materi
             # a synthetic dataset is generated into its folder when missing: that folder is written to
             data_root = (served.resolve_write(root, "The synthetic dataset's folder") if kind == "synthetic"
                          else served.resolve_read(root, "The dataset root"))
+            served.check_dataset_paths(kind, data_root, [split_value])  # a labels file named by path
             out = served.resolve_write(out_text if out_text.strip() else f"evaluations/{name}", "Save to",
                                        local_base=ev.ROOT / "runs" if not out_text.strip() else ev.ROOT)
         except RAMError as exc:

@@ -178,6 +178,24 @@ def may_read(path: str | os.PathLike, roots: Roots | None = None) -> bool:
         return False
 
 
+def check_dataset_paths(kind: str, root: str | os.PathLike, splits: Sequence[str | None] = (),
+                        roots: Roots | None = None) -> None:
+    """Served mode: the dataset folder and every split that names a file (a folder dataset's labels file,
+    or any split with a folder or '..' in it) resolve inside the readable roots; PathRefused otherwise.
+    A labels file elsewhere would have its rows quoted in messages.  Local mode: nothing to check."""
+    roots = roots if roots is not None else current_roots()
+    if roots is None:
+        return
+    base = resolve_read(root, "The dataset folder", roots=roots)
+    for split in splits:
+        if not split:
+            continue
+        names_a_file = kind == "folder" or any(sep in split for sep in ("/", "\\")) or ".." in split
+        if names_a_file:
+            text = split if Path(split.strip()).is_absolute() else str(base / split.strip())
+            resolve_read(text, "The labels file", roots=roots)
+
+
 def search_files(folders: Sequence[str | os.PathLike], names: Sequence[str] = (), suffixes: Sequence[str] = (),
                  max_depth: int = SEARCH_DEPTH, max_results: int = SEARCH_RESULTS,
                  max_entries: int = SEARCH_ENTRIES, max_seconds: float = SEARCH_SECONDS,

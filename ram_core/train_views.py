@@ -72,10 +72,7 @@ def check_served_paths(spec: JobSpec) -> None:
 
     if not served.is_served():
         return
-    root = served.resolve_read(spec.root, "The dataset folder")
-    for value in (spec.split, spec.val_split):
-        if value and (spec.data == "folder" or any(sep in value for sep in ("/", "\\")) or ".." in value):
-            served.resolve_read(value if Path(value).is_absolute() else str(root / value), "The labels file")
+    served.check_dataset_paths(spec.data, spec.root, (spec.split, spec.val_split))
     args = spec.check()
     weights = getattr(args, "backbone_weights", None)
     if weights and weights != "random":

@@ -114,6 +114,19 @@ def test_evaluate_page_refuses_paths_outside_the_roots(root, out, message, serve
     assert not (served_tree["data"] / "evil").exists()
 
 
+@pytest.mark.parametrize("split", ["{secret}/rows.csv", "../secret/rows.csv", "sub/../../secret/rows.csv"])
+def test_evaluate_page_refuses_a_labels_file_outside_the_roots(split, served_tree):
+    (served_tree["secret"] / "rows.csv").write_text("image,labels\nSECRET=hunter2.jpg,x\n")
+    at = start("pages/2_Evaluate.py")
+    at.selectbox(key="evaluate.kind").set_value("folder")
+    at.text_input(key="evaluate.root").set_value(str(served_tree["data"]))
+    at.text_input(key="evaluate.split").set_value(split.format(**served_tree))
+    next(b for b in at.button if b.label == "Run evaluation").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert REFUSED in texts(at.error) and "hunter2" not in texts(at.error)
+
+
 def test_a_synthetic_dataset_is_never_generated_into_a_read_root(served_tree):
     at = start("pages/2_Evaluate.py")
     at = run_evaluation(at, str(served_tree["data"] / "scenes"), "", kind="synthetic")
