@@ -37,9 +37,9 @@ def parse_class_thresholds(value: Any, class_names: Sequence[str]) -> dict[str, 
     out = {}
     for name, t in value.items():
         if name not in known:
-            raise ValueError(f"class_thresholds names {name!r}, which is not one of the model's classes")
+            raise ValueError(f"class_thresholds names {str(name)[:60]!r}, which is not one of the model's classes")
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not (0.0 <= float(t) <= 1.0):
-            raise ValueError(f"class_thresholds[{name!r}] must be a number between 0 and 1, got {t!r}")
+            raise ValueError(f"class_thresholds[{name!r}] must be a number between 0 and 1, got {str(t)[:40]}")
         out[str(name)] = float(t)
     return out
 

@@ -213,6 +213,10 @@ HOSTILE: dict[str, tuple[callable, str]] = {
     "metadata_no_config": (lambda: join_file(*_no_meta(), "{}"), "no config"),
     "header_nesting": (lambda: join_file(*_no_meta(), json.dumps(split_file(GOOD)[1]),
                                          extra_header={"x": deep(200)}), "nests deeper"),
+    "thresholds_nan": (lambda: with_meta(lambda m: m.update(class_thresholds={"cat": float("nan")})),
+                       "must be a number between 0 and 1"),
+    "thresholds_unknown_class": (lambda: with_meta(lambda m: m.update(class_thresholds={"x" * 10_000: 0.5})),
+                                 "not one of the model's classes"),
     # tensors
     "weights_nan": (lambda: with_tensor("nan"), "NaN or infinite"),
     "weights_inf": (lambda: with_tensor("inf"), "NaN or infinite"),
