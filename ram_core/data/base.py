@@ -75,16 +75,15 @@ def is_plain_name(name: str) -> bool:
 
 
 def inside(root: Path, relative: str) -> Path | None:
-    """root / relative when it stays inside root (symbolic links resolved), else None: a labels row or an
-    annotation that names `../../etc/passwd` or an absolute path leaves the dataset."""
-    if not isinstance(relative, str) or not relative or "\x00" in relative:
+    """root / relative, normalised, when it stays inside root; else None: a labels row or an annotation
+    that names `../../etc/passwd` or an absolute path leaves the dataset.  The check is on the path as
+    written (symbolic links inside the folder are its owner's choice, e.g. photos linked from a shared
+    store); callers open the normalised path returned, so what was checked is what is opened."""
+    if not isinstance(relative, str) or not relative or "\x00" in relative or os.path.isabs(relative):
         return None
-    base = Path(root).resolve()
-    try:
-        path = (base / relative).resolve()
-    except (OSError, RuntimeError, ValueError):
-        return None
-    return path if base in path.parents else None
+    base = os.path.normpath(os.path.abspath(root))
+    path = os.path.normpath(os.path.join(base, relative))
+    return Path(path) if path.startswith(base + os.sep) else None
 
 
 def check_photo(path: Path, item: str, bad: BadItems) -> bool:

@@ -114,11 +114,11 @@ class COCODataset(MultiLabelDataset):
             if photo is None:
                 bad.report(f"{json_path}: the file name of image id {str(image_id)[:40]} leaves the images folder")
                 continue
-            if not check_photo(images_dir / file_name, f"image id {image_id} in {json_path.name}", bad):
+            if not check_photo(photo, f"image id {image_id} in {json_path.name}", bad):
                 continue
             row_of[image_id] = len(ids)
             ids.append(str(image_id))
-            paths.append(images_dir / file_name)
+            paths.append(photo)
             sizes.append(size)
 
         targets = np.zeros((len(ids), len(class_names)), np.float32)

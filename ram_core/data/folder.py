@@ -220,16 +220,17 @@ class FolderDataset(MultiLabelDataset):
             if image in seen:
                 bad.report(f"{where}: image {image!r} is listed twice")
                 continue
-            if inside(root, image) is None:
-                bad.report(f"{where}: the image path leaves the dataset folder (an absolute path, '..' or a link)")
+            photo = inside(root, image)
+            if photo is None:
+                bad.report(f"{where}: the image path leaves the dataset folder (an absolute path or '..')")
                 continue
-            if not check_photo(root / image, where, bad):
+            if not check_photo(photo, where, bad):
                 continue
             seen.add(image)
             target = np.zeros(len(class_names), np.float32)
             target[[column[label] for label in labels]] = 1.0
             ids.append(image)
-            paths.append(root / image)
+            paths.append(photo)
             targets.append(target)
         bad.finish(name, len(ids), str(path))
 
