@@ -118,7 +118,8 @@ with crop_col:
                 st.image(crop, width="stretch")
                 c, p = s.top(1)[0]
                 st.markdown(f"<span style='color:{step_color(s.step)};font-weight:700'>Step {s.step}</span>"
-                            f"<br><span style='font-size:0.85em'>{html.escape(c)} {p:.2f}</span>", unsafe_allow_html=True)
+                            f"<br><span style='font-size:0.85em'>{html.escape(c)} {p:.2f}</span>",
+                            unsafe_allow_html=True)
         st.caption("The part of the photo each step's box covers (black where a box reaches outside the "
                    "image: the sampler reads zeros there).")
 

@@ -421,7 +421,8 @@ with tab_browse:
                 "on placeholders. Give the dataset root on this machine to see the photos.",
                 icon=":material/image_not_supported:")
     elif missing and ev.resolve_image(data, missing[0], root_override) is None:
-        st.warning(f"`{code(data.images[missing[0]])}` is not under `{code(root_override)}` either (looked for it by its "
+        st.warning(f"`{code(data.images[missing[0]])}` is not under `{code(root_override)}` either "
+                   "(looked for it by its "
                    "path below the saved root, and by its file name).", icon=":material/image_not_supported:")
     if not indices:
         st.info(f"No {ev.KIND_NAMES[kind]} for **{md(cls)}** at the threshold {threshold_of(cls):.2f}.")

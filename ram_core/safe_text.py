@@ -19,7 +19,8 @@ _MARKDOWN = re.compile(r"([\\`*_\[\]<>#|~$])")
 
 def _escape_control(match: re.Match) -> str:
     ch = match.group(0)
-    return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(ch, f"\\x{ord(ch):02x}" if ord(ch) < 256 else f"\\u{ord(ch):04x}")
+    named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+    return named.get(ch, f"\\x{ord(ch):02x}" if ord(ch) < 256 else f"\\u{ord(ch):04x}")
 
 
 def plain(text: object) -> str:

@@ -54,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
 
     def flush() -> None:
         for trace in predictor.predict(pending, args.threshold, class_thresholds):
-            print(finite_json.dumps(trace.to_json()) if args.json else plain_lines(format_trace(trace, args.top)), flush=True)
+            text = finite_json.dumps(trace.to_json()) if args.json else plain_lines(format_trace(trace, args.top))
+            print(text, flush=True)
         pending.clear()
 
     for path in args.images:

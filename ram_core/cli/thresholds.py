@@ -56,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
         out = write_checkpoint_copy(ckpt, args.out or default_copy_path(ckpt), chosen, chosen_on=str(eval_dir))
     if args.json:
         rows = json.loads(table.to_json(orient="records"))
-        print(finite_json.dumps({"evaluation": str(eval_dir), "single_threshold": data.threshold, "class_thresholds": chosen,
+        print(finite_json.dumps({"evaluation": str(eval_dir), "single_threshold": data.threshold,
+                                 "class_thresholds": chosen,
                           "classes": rows, "checkpoint": str(out) if out else None}))
         return 0
     print(f"{'class':16s} {'positives':>9s} {'threshold':>9s} {'F1 @ ' + format(data.threshold, '.2f'):>10s} "

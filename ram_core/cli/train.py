@@ -241,8 +241,8 @@ def check_train_arguments(args: argparse.Namespace) -> None:
     for name, positive in (("lr", True), ("backbone_lr", True), ("weight_decay", False)):
         value = getattr(args, name, None)
         if value is not None and not (math.isfinite(value) and (value > 0 if positive else value >= 0) and value <= 10):
-            problems.append(f"--{name.replace('_', '-')} must be a finite number {'above' if positive else 'of at least'}"
-                            f" 0 and at most 10, got {value}")
+            low = "above" if positive else "of at least"
+            problems.append(f"--{name.replace('_', '-')} must be a finite number {low} 0 and at most 10, got {value}")
     fraction = getattr(args, "val_fraction", None)
     if fraction is not None and not (math.isfinite(fraction) and 0 < fraction < 1):
         problems.append(f"--val-fraction must be between 0 and 1 (exclusive), got {fraction}")

@@ -257,7 +257,8 @@ def train(cfg: RAMConfig, opts: TrainOptions, train_set, val_set=None) -> dict[s
                 # of the last finished epoch
                 kept = out / "last.safetensors"
                 raise TrainingDiverged(
-                    f"epoch {epoch + 1}, batch {batch}: the loss is {float(terms.total.detach()):g} (not a finite number); "
+                    f"epoch {epoch + 1}, batch {batch}: the loss is {float(terms.total.detach()):g} "
+                    "(not a finite number); "
                     "training stopped. " + (f"The last good checkpoint is {kept} (epoch {len(history)})."
                                             if history and kept.is_file() else "No checkpoint was written.")
                     + " Try a lower --lr, or look for broken inputs in the data.")
