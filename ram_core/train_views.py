@@ -67,13 +67,16 @@ def resolve_data_root(text: str) -> Path:
 
 def check_served_paths(spec: JobSpec) -> None:
     """Served mode: every file a job would read is inside the served roots (PathRefused otherwise): the
-    dataset folder, a labels file or split named by path, and --backbone-weights.  Local mode: nothing."""
+    dataset folder, a labels file or split named by path, and --backbone-weights, as the job's command
+    line has them (options typed under "More options" included).  Local mode: nothing."""
     from . import served
 
     if not served.is_served():
         return
-    served.check_dataset_paths(spec.data, spec.root, (spec.split, spec.val_split))
-    args = spec.check()
+    args = spec.check()  # what the job will really run: "More options" may repeat --root or --split
+    if args.data == "synthetic":  # generated into its folder when missing: that folder is written to
+        served.resolve_write(args.root, "The synthetic dataset's folder")
+    served.check_dataset_paths(args.data, args.root, (args.split, args.val_split))
     weights = getattr(args, "backbone_weights", None)
     if weights and weights != "random":
         served.resolve_read(weights, "The backbone weights file")

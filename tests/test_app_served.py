@@ -158,6 +158,9 @@ def open_train(page_tree) -> AppTest:
     ("train.root", "/etc", REFUSED),
     ("train.extra", "--backbone-weights {secret}/key.txt", REFUSED),
     ("train.split.folder", "{secret}/key.txt", REFUSED),
+    ("train.extra", "--root {secret}", REFUSED),  # a second --root among the options wins in argparse
+    ("train.extra", "--split ../secret/rows.csv", REFUSED),
+    ("train.extra", "--data synthetic", REFUSED_WRITE),  # would generate scenes into a read root
 ])
 def test_train_page_refuses_paths_outside_the_roots(field, value, message, served_tree):
     (served_tree["data"] / "labels.csv").write_text("image,labels\n")
