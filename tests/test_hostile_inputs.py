@@ -256,6 +256,14 @@ def test_with_skip_bad_a_hostile_coco_item_is_left_out_and_reported(case, sandbo
     assert any(COCO_CASES[case][1] in s for s in report["skipped"]), report["skipped"]
 
 
+def test_a_coco_split_that_leaves_the_dataset_is_refused(sandbox, shapes_ckpt, capsys):
+    root = coco(sandbox / "coco", lambda d: None)
+    elsewhere = coco(sandbox / "home" / "other", lambda d: None)  # a COCO tree outside the root
+    assert elsewhere.is_dir()
+    code, _, err = evaluate(capsys, shapes_ckpt, "coco", root, sandbox / "out", "--split", "../../home/other/val")
+    one_error(code, err, "is not a COCO split name")
+
+
 def test_a_coco_file_nested_a_million_deep_is_a_clear_error(sandbox, shapes_ckpt, capsys):
     root = coco(sandbox / "coco", lambda d: None)
     (root / "annotations" / "instances_val2017.json").write_text("[" * 1_000_000 + "]" * 1_000_000)

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from ..errors import DatasetError
-from .base import BadItems, Box, MultiLabelDataset, check_photo, inside
+from .base import BadItems, Box, MultiLabelDataset, check_photo, inside, is_plain_name
 
 
 def find_coco_split(root: str | os.PathLike, split: str) -> tuple[Path, Path]:
@@ -28,6 +28,8 @@ def find_coco_split(root: str | os.PathLike, split: str) -> tuple[Path, Path]:
     Layout: root/annotations/instances_{name}.json and root/{name}/ (or root/images/{name}/).
     """
     root = Path(root)
+    if not is_plain_name(split):  # a split is a name; one with folders or '..' would leave the dataset
+        raise DatasetError(f"{split[:60]!r} is not a COCO split name (train, val, val2014, ...)")
     names = [split] if any(ch.isdigit() for ch in split) else [f"{split}2017", f"{split}2014"]
     looked_for = []
     for name in names:
