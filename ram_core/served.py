@@ -8,7 +8,8 @@ cache and unpacked uploads are written to (it is readable too, and so is the app
 Unset or empty: local mode, every path is taken as typed, as before (the app says so).
 
 Every path a visitor types goes through resolve_read / resolve_write: relative paths start at the first
-read root (the write root for outputs), `..` and symbolic links are resolved, and a path outside the
+read root (the write root for outputs; `assets/...` is the app's own folder, as in local mode), `..` and
+symbolic links are resolved, and a path outside the
 roots is refused with one message whatever the path is, so a refusal never tells whether it exists.
 Folder searches (search_files) are bounded in depth, count and time and never start at a filesystem root.
 """
@@ -130,6 +131,10 @@ def _resolve(text: str | os.PathLike, base: Path, allowed: Sequence[Path], what:
     path = Path(stripped)
     try:
         resolved = (path if path.is_absolute() else base / path).resolve()
+        if not writing and not path.is_absolute():
+            own = (APP_ROOT / path).resolve()  # "assets/..." names the app's own files, as in local mode
+            if _inside(own, (APP_ASSETS,)):
+                resolved = own
     except (OSError, RuntimeError, ValueError):  # a symlink loop, a name too long
         raise _refusal(what, raw, writing) from None
     if not _inside(resolved, allowed):
