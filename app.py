@@ -9,6 +9,7 @@ import streamlit as st
 
 from ram_core import app_support as app
 from ram_core.inference import device_label
+from ram_core.safe_text import md
 
 INTRO = """
 A CNN backbone turns the photo into a feature map. A recurrent attention module then looks at it
@@ -59,12 +60,12 @@ with model_col:
         cols[2].metric("mAP", facts.get("mAP", "—"),
                        help="From the checkpoint's evaluation summary, else the validation mAP training stored "
                             "with its best epoch" + (" (this one)" if "mAP from" in facts else ""))
-        st.markdown(f"**{model.source.name}** · {facts['Backbone']} · input {facts['Input']}  \n"
+        st.markdown(f"**{md(model.source.name)}** · {facts['Backbone']} · input {facts['Input']}  \n"
                     f"Running on **{device_label(p.device)}**")
         if "Trained on" in facts:
-            st.caption(f"Trained on {facts['Trained on']}" + (f", {facts['Date']}" if "Date" in facts else ""))
+            st.caption(f"Trained on {md(facts['Trained on'])}" + (f", {md(facts['Date'])}" if "Date" in facts else ""))
         with st.expander(f"The {p.cfg.num_classes} classes"):
-            st.markdown(", ".join(p.class_names))
+            st.markdown(md(", ".join(p.class_names)))
     st.caption("Change the model in the sidebar: the default model, a checkpoint found in a folder, or an "
                "uploaded `.safetensors` file. Every page uses the same choice.")
 

@@ -1,6 +1,7 @@
 """Inspect: where each recurrent step looked, what it saw, and how the scores evolved."""
 
 import dataclasses
+import html
 import json
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from ram_core.occlusion import BLANK_EXPLANATION, occlude_steps
 from ram_core.probe import PROBE_EXPLANATION, probe_regions
 from ram_core.viz import analysis_figures, figures, render
 from ram_core.viz.colors import step_color
+from ram_core.safe_text import md
 
 st.set_page_config(page_title="Inspect · RAM Studio", page_icon=":material/center_focus_strong:", layout="wide")
 model = app.model_picker()
@@ -52,7 +54,7 @@ if photos:
 inputs = [app.read_image_input(p.name, p.data) for p in photos.values()]
 inputs += [app.read_image_input(s.name, s.read(), "sample") for s in samples if s.name in (picked or [])]
 for bad in (i for i in inputs if i.error):
-    st.error(f"**Could not read an upload.** {bad.error}", icon=":material/broken_image:")
+    st.error(f"**Could not read an upload.** {md(bad.error)}", icon=":material/broken_image:")
 good = [i for i in inputs if i.image is not None]
 if not good:
     if not inputs:
@@ -130,7 +132,8 @@ with crop_col:
                 st.image(crop, width="stretch")
                 c, p = s.top(1)[0]
                 st.markdown(f"<span style='color:{step_color(s.step)};font-weight:700'>Step {s.step}</span>"
-                            f"<br><span style='font-size:0.85em'>{c} {p:.2f}</span>", unsafe_allow_html=True)
+                            f"<br><span style='font-size:0.85em'>{html.escape(c)} {p:.2f}</span>",
+                            unsafe_allow_html=True)
         st.caption("The part of the photo each step's box covers (black where a box reaches outside the "
                    "image: the sampler reads zeros there).")
 
@@ -150,9 +153,9 @@ with traj_col:
 with label_col:
     st.markdown("#### Labels")
     if labels:
-        st.markdown(" ".join(f":green-badge[{c} {trace.scores[c]:.2f}]" for c in labels))
+        st.markdown(" ".join(f":green-badge[{md(c)} {trace.scores[c]:.2f}]" for c in labels))
     else:
-        st.markdown(f"No class reaches {threshold:.2f}. Highest: **{top_class}** {top_p:.2f}.")
+        st.markdown(f"No class reaches {threshold:.2f}. Highest: **{md(top_class)}** {top_p:.2f}.")
     st.plotly_chart(figures.scores_figure(trace, threshold, n=min(10, len(trace.scores)),
                                           class_thresholds=own_thresholds), key="scores",
                     config={"displaylogo": False, "displayModeBar": False})
@@ -178,7 +181,7 @@ with tab_probe:
                 probes.extend(probe_regions(predictor, original, [box]))
                 return True
             except RAMError as exc:
-                st.error(f"**This box cannot be probed.** {exc}", icon=":material/error:")
+                st.error(f"**This box cannot be probed.** {md(exc)}", icon=":material/error:")
                 return False
 
         fig_col, side_col = st.columns([3, 2], gap="large")
@@ -264,7 +267,7 @@ with tab_compare:
                 result_b = app.inspect_images(predictor_b, app.model_key(source_b, predictor_b), [good[index]],
                                               app.session_results())[0]
             except RAMError as exc:
-                st.error(f"**The second model cannot be used.** {exc}", icon=":material/error:")
+                st.error(f"**The second model cannot be used.** {md(exc)}", icon=":material/error:")
             else:
                 own_b = predictor_b.info.class_thresholds if use_class_thresholds else None
                 trace_b = dataclasses.replace(result_b.trace, threshold=threshold, class_thresholds=own_b)
@@ -275,7 +278,7 @@ with tab_compare:
                 for col, name, res, tr, pred, tag in ((col_a, model.source.name, result, trace, predictor, "a"),
                                                       (col_b, source_b.name, result_b, trace_b, predictor_b, "b")):
                     with col:
-                        st.markdown(f"**{tag.upper()}: {name}**")
+                        st.markdown(f"**{tag.upper()}: {md(name)}**")
                         if pred.cfg.num_attention_steps:
                             st.plotly_chart(figures.attention_figure(res.image, tr), key=f"compare.{tag}.{res.digest}",
                                             config={"displaylogo": False})
@@ -283,10 +286,10 @@ with tab_compare:
                             st.image(res.image, width="stretch")
                             st.caption(f"{pred.cfg.head} head: no attention steps to draw.")
                         shown_labels = tr.labels()
-                        st.markdown(" ".join(f":green-badge[{c} {tr.scores[c]:.2f}]" for c in shown_labels)
+                        st.markdown(" ".join(f":green-badge[{md(c)} {tr.scores[c]:.2f}]" for c in shown_labels)
                                     or "No label.")
                 agree = label_agreement(table)
-                st.markdown(" · ".join(f"**{name}:** {', '.join(agree[v]) or 'none'}" for name, v in
+                st.markdown(" · ".join(f"**{name}:** {md(', '.join(agree[v])) or 'none'}" for name, v in
                                        (("Labels of both", "both"), ("only A", "only A"), ("only B", "only B"))))
                 st.dataframe(table.head(10).style.format({"score A": "{:.3f}", "score B": "{:.3f}", "A − B": "{:+.3f}"})
                              .background_gradient(cmap="PiYG", vmin=-1, vmax=1, subset=["A − B"]),

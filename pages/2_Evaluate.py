@@ -7,17 +7,20 @@ import pandas as pd
 import streamlit as st
 
 from ram_core import app_support as app
+from ram_core import served
 from ram_core import eval_views as ev
 from ram_core.errors import RAMError
 from ram_core.eval_columns import COLUMNS_FILE
-from ram_core.evaluation import evaluate_to_folder, find_predictions
+from ram_core.evaluation import EVALUATION_FILES, evaluate_to_folder, find_predictions
 from ram_core.evaluation_extras import add_evaluation_extras
 from ram_core.false_labels import false_label_images, false_label_matrix
 from ram_core.imageio import open_image
 from ram_core.occlusion import OcclusionError, load_occlusion
+from ram_core.output_folder import check_output_folder, output_lock
 from ram_core.thresholds import (best_f1_thresholds, default_copy_path, evaluated_checkpoint, f1_table,
                                  metrics_at_class_thresholds, thresholds_array, write_checkpoint_copy)
 from ram_core.viz import analysis_figures
+from ram_core.safe_text import code, md
 
 PER_PAGE = 12
 K_PICK, K_COMPARE, K_FOLDERS, K_THRESHOLD = "evaluate.pick", "evaluate.compare", "evaluate.folders", "evaluate.threshold"
@@ -86,7 +89,9 @@ st.sidebar.text_input(
     help="Comma-separated folders searched for saved evaluations (a folder with report.json and "
          "predictions.jsonl, as `python -m ram_core evaluate --out DIR` writes); relative paths start at "
          "the repository.")
-folders = ev.parse_folders(remember(K_FOLDERS))
+folders, refused_folders = ev.checked_folders(remember(K_FOLDERS))
+for message in refused_folders:
+    st.sidebar.warning(md(message), icon=":material/block:")
 
 st.title("Evaluate")
 st.caption("Judge a model class by class: where recurrent attention helps, where it fails, and why. "
@@ -127,10 +132,18 @@ with st.expander("Run a new evaluation", expanded=not evaluations, icon=":materi
     if submitted and not problem:
         split_value = split.strip() or DEFAULT_SPLIT[kind]
         name = ev.default_run_name(model.source.name, kind, split_value, int(limit) or None)
-        out = Path(out_text.strip()).expanduser() if out_text.strip() else ev.ROOT / "runs" / "evaluations" / name
-        out = out if out.is_absolute() else ev.ROOT / out
+        try:
+            # a synthetic dataset is generated into its folder when missing: that folder is written to
+            data_root = (served.resolve_write(root, "The synthetic dataset's folder") if kind == "synthetic"
+                         else served.resolve_read(root, "The dataset root"))
+            served.check_dataset_paths(kind, data_root, [split_value])  # a labels file named by path
+            out = served.resolve_write(out_text if out_text.strip() else f"evaluations/{name}", "Save to",
+                                       local_base=ev.ROOT / "runs" if not out_text.strip() else ev.ROOT)
+        except RAMError as exc:
+            st.error(md(exc), icon=":material/block:")
+            st.stop()
         runs = st.session_state.setdefault("evaluate.runs", {})
-        key = (model.key, kind, str(Path(root.strip()).expanduser()), split_value, int(limit), str(out))
+        key = (model.key, kind, str(data_root), split_value, int(limit), str(out))
         failed = False
         if runs.get(key) and (out / "report.json").is_file():
             st.toast("Already evaluated in this session: reopened the saved result.", icon=":material/history:")
@@ -142,23 +155,24 @@ with st.expander("Run a new evaluation", expanded=not evaluations, icon=":materi
                 bar.progress(done / total, text=f"{done} / {total} images · {rate:.1f} images/s")
 
             try:
-                result, _ = evaluate_to_folder(model.predictor, kind, Path(root.strip()).expanduser(), split_value,
-                                               out, batch_size=int(batch), workers=int(workers),
-                                               limit=int(limit) or None, progress=progress)
-                occlude = run_occlusion and bool(model.predictor.cfg.num_attention_steps)
-                if run_occlusion and not occlude:
-                    st.warning("The occlusion test needs a head with attention steps; this model has none.")
-                if occlude:
-                    bar.progress(0.0, text="Occlusion tests…")
-                try:
-                    add_evaluation_extras(model.predictor, result, out, occlusion=occlude, batch_size=int(batch),
-                                          workers=int(workers), progress=progress)
-                except OcclusionError as exc:  # the evaluation itself is fine: say why there is no test
-                    st.warning(f"**No occlusion test.** {exc}", icon=":material/warning:")
-                    add_evaluation_extras(model.predictor, result, out, occlusion=False)
+                with output_lock(check_output_folder(out, EVALUATION_FILES, "output folder")):
+                    result, _ = evaluate_to_folder(model.predictor, kind, data_root, split_value,
+                                                   out, batch_size=int(batch), workers=int(workers),
+                                                   limit=int(limit) or None, progress=progress)
+                    occlude = run_occlusion and bool(model.predictor.cfg.num_attention_steps)
+                    if run_occlusion and not occlude:
+                        st.warning("The occlusion test needs a head with attention steps; this model has none.")
+                    if occlude:
+                        bar.progress(0.0, text="Occlusion tests…")
+                    try:
+                        add_evaluation_extras(model.predictor, result, out, occlusion=occlude, batch_size=int(batch),
+                                              workers=int(workers), progress=progress)
+                    except OcclusionError as exc:  # the evaluation itself is fine: say why there is no test
+                        st.warning(f"**No occlusion test.** {md(exc)}", icon=":material/warning:")
+                        add_evaluation_extras(model.predictor, result, out, occlusion=False)
             except RAMError as exc:  # said here; the evaluation that is open stays shown below
                 bar.empty()
-                st.error(f"**The evaluation could not run.** {exc}", icon=":material/error:")
+                st.error(f"**The evaluation could not run.** {md(exc)}", icon=":material/error:")
                 failed = True
             if not failed:
                 runs[key] = str(out)
@@ -196,7 +210,7 @@ try:
     data = open_cached(picked, stamp(Path(picked)))
     other = open_cached(compare, stamp(Path(compare))) if compare != NONE else None
 except RAMError as exc:
-    st.error(f"**This evaluation cannot be read.** {exc}", icon=":material/error:")
+    st.error(f"**This evaluation cannot be read.** {md(exc)}", icon=":material/error:")
     st.stop()
 
 report = data.report
@@ -262,7 +276,7 @@ if data.num_steps and s["global_mAP"] is not None and s["mAP"] is not None:
                f"{s['global_mAP']:.1f}; fusing the {data.num_steps} attention steps gives "
                f"{fmt(s['mAP'] - s['global_mAP'], sign=True)} points.")
 if report.get("skipped"):
-    st.warning(f"{len(report['skipped'])} unreadable image(s) were left out, e.g. {report['skipped'][0]}")
+    st.warning(f"{len(report['skipped'])} unreadable image(s) were left out, e.g. {md(report['skipped'][0])}")
 
 tab_class, tab_cmp, tab_browse, tab_false, tab_att = st.tabs(["Per class", "Compare", "Browse", "False labels",
                                                               "Attention"])
@@ -333,17 +347,21 @@ with tab_class:
                                f"{Path(picked).name}_thresholds.json", "application/json", on_click="ignore",
                                icon=":material/download:")
             ckpt = evaluated_checkpoint(report, picked)
+            ckpt = ckpt if ckpt is not None and served.may_read(ckpt) else None
             if ckpt is None:
                 w2.caption(f"The evaluated checkpoint (`{report.get('checkpoint')}`) is not here: write the copy "
                            "with `python -m ram_core thresholds --eval DIR --checkpoint PATH`.")
             elif w2.button(f"Write a copy of {ckpt.name} with them", key="evaluate.write_thresholds",
                            icon=":material/save:"):
                 try:
-                    written = write_checkpoint_copy(ckpt, default_copy_path(ckpt), class_thresholds, chosen_on=picked)
+                    target = default_copy_path(ckpt)
+                    if served.write_root() is not None or served.is_served():  # beside the original: not when served
+                        target = served.resolve_write(f"checkpoints/{target.name}", "The copy")
+                    written = write_checkpoint_copy(ckpt, target, class_thresholds, chosen_on=picked)
                     st.success(f"Wrote `{ev.short_path(written)}`: pick it in the sidebar to use it.",
                                icon=":material/check:")
                 except RAMError as exc:
-                    st.error(f"**The copy could not be written.** {exc}", icon=":material/error:")
+                    st.error(f"**The copy could not be written.** {md(exc)}", icon=":material/error:")
     bars_col, pr_col = st.columns([1, 1], gap="large")
     with bars_col:
         st.plotly_chart(ev.ap_bar_figure(table), key="evaluate.ap_bars", config={"displaylogo": False})
@@ -385,7 +403,7 @@ with tab_cmp:
                          height=min(38 + 35 * len(cmp), 560))
             for verdict in ("improved", "regressed"):
                 names = cmp.loc[cmp["verdict"] == verdict, "class"].tolist()
-                st.markdown(f"**{verdict.capitalize()}:** " + (", ".join(names) if names else "none"))
+                st.markdown(f"**{verdict.capitalize()}:** " + (md(", ".join(names)) if names else "none"))
             st.download_button("Download as CSV", cmp.to_csv(index=False).encode(), "comparison.csv", "text/csv",
                                on_click="ignore", icon=":material/download:")
 
@@ -406,21 +424,28 @@ with tab_browse:
                                   placeholder=str(ds.get("root") or ""),
                                   help="Where the evaluated photos are here, if not at the paths saved "
                                        "in the evaluation (e.g. made on another machine).")
+    if root_override.strip():
+        try:
+            root_override = str(served.resolve_read(root_override, "The dataset root"))
+        except RAMError as exc:
+            st.error(md(exc), icon=":material/block:")
+            root_override = ""
     indices = ev.browse(data, cls, threshold_of(cls), kind)
     if missing and not root_override:
-        st.info(f"The photos are not at their saved paths (e.g. `{data.images[missing[0]]}`): boxes are drawn "
+        st.info(f"The photos are not at their saved paths (e.g. `{code(data.images[missing[0]])}`): boxes are drawn "
                 "on placeholders. Give the dataset root on this machine to see the photos.",
                 icon=":material/image_not_supported:")
     elif missing and ev.resolve_image(data, missing[0], root_override) is None:
-        st.warning(f"`{data.images[missing[0]]}` is not under `{root_override}` either (looked for it by its "
+        st.warning(f"`{code(data.images[missing[0]])}` is not under `{code(root_override)}` either "
+                   "(looked for it by its "
                    "path below the saved root, and by its file name).", icon=":material/image_not_supported:")
     if not indices:
-        st.info(f"No {ev.KIND_NAMES[kind]} for **{cls}** at the threshold {threshold_of(cls):.2f}.")
+        st.info(f"No {ev.KIND_NAMES[kind]} for **{md(cls)}** at the threshold {threshold_of(cls):.2f}.")
     else:
         pages = (len(indices) + PER_PAGE - 1) // PER_PAGE
         page = st.pagination(pages, key=f"evaluate.page.{cls}.{kind}") if pages > 1 else 1
         order = "lowest score first (the worst misses)" if kind == "FN" else "highest score first"
-        st.caption(f"{ev.count_of(len(indices), kind)} for **{cls}**, {order}. Boxes: each attention step "
+        st.caption(f"{ev.count_of(len(indices), kind)} for **{md(cls)}**, {order}. Boxes: each attention step "
                    f"in its colour, the step that gave {cls} its score drawn thick; white: annotated {cls}.")
         shown = indices[(page - 1) * PER_PAGE: page * PER_PAGE]
         for row in range(0, len(shown), 4):  # one row of columns at a time keeps the rows aligned
@@ -430,8 +455,8 @@ with tab_browse:
                     st.image(thumbnail(f"{picked}:{stamp(Path(picked))}", i, cls, str(path) if path else None, data),
                              width="stretch")
                     truth = ", ".join(data.records[i].get("ground_truth") or []) or "none"
-                    st.markdown(f"**{data.ids[i]}** · {cls} {data.scores[i, data.class_names.index(cls)]:.3f}")
-                    st.caption(f"labels: {truth}")
+                    st.markdown(f"**{md(data.ids[i])}** · {md(cls)} {data.scores[i, data.class_names.index(cls)]:.3f}")
+                    st.caption(f"labels: {md(truth)}")
                     if st.button("Inspect", key=f"evaluate.inspect.{i}", icon=":material/center_focus_strong:",
                                  disabled=path is None, help="Open this photo in the Inspect page (runs the model "
                                  "chosen in the sidebar on it)."):
@@ -483,8 +508,8 @@ with tab_false:
         r, p = data.class_names.index(row_cls), data.class_names.index(col_cls)
         lift = matrix.lift[r, p]
         n_errors = int(matrix.errors[r])
-        st.markdown(f"**{len(shown)}** of **{n_errors}** photo{'' if n_errors == 1 else 's'} where **{row_cls}** is "
-                    f"{'a false positive' if error_kind == 'FP' else 'missed'} have **{col_cls}** present"
+        st.markdown(f"**{len(shown)}** of **{n_errors}** photo{'' if n_errors == 1 else 's'} where **{md(row_cls)}** is "
+                    f"{'a false positive' if error_kind == 'FP' else 'missed'} have **{md(col_cls)}** present"
                     + ("" if pd.isna(lift) else f" (lift {lift:.2f})") + ".")
         for start in range(0, min(len(shown), PER_PAGE), 4):
             for col, i in zip(st.columns(4), shown[start:start + 4]):
@@ -493,7 +518,7 @@ with tab_false:
                     st.image(thumbnail(f"{picked}:{stamp(Path(picked))}", i, row_cls, str(path) if path else None,
                                        data), width="stretch")
                     truth = ", ".join(data.records[i].get("ground_truth") or []) or "none"
-                    st.caption(f"**{data.ids[i]}** · {row_cls} {data.scores[i, r]:.3f} · labels: {truth}")
+                    st.caption(f"**{md(data.ids[i])}** · {md(row_cls)} {data.scores[i, r]:.3f} · labels: {md(truth)}")
         if len(shown) > PER_PAGE:
             st.caption(f"The first {PER_PAGE} of {len(shown)}, " + ("most confident first." if error_kind == "FP"
                                                                     else "worst misses first."))

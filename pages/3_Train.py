@@ -1,18 +1,26 @@
 """Train: train or fine-tune a model on your own photos, with live curves; one job at a time per app."""
 
+import os
 import shlex
 
 import streamlit as st
 import torch
 
 from ram_core import app_support as app
+from ram_core import served
 from ram_core import train_views as tv
 from ram_core.errors import RAMError
 from ram_core.jobs import ACTIVE, JobQueue, JobSpec, recipe_values, recipes
-from ram_core.jobs.store import ENDED
+from ram_core.jobs.store import ENDED, ENV_JOBS_DIR
+from ram_core.safe_text import md
 
 st.set_page_config(page_title="Train · RAM Studio", page_icon=":material/model_training:", layout="wide")
 model = app.model_picker()
+if served.is_served() and served.write_root() is None and not os.environ.get(ENV_JOBS_DIR, "").strip():
+    st.title("Train")
+    st.info("This server does not let visitors train models: it has no folder to write them to "
+            "(RAM_STUDIO_ROOTS has no write= folder).", icon=":material/block:")
+    st.stop()
 queue = JobQueue()
 STORE = "train.store"  # the form's values, kept when the user visits another page (see keep())
 store = st.session_state.setdefault(STORE, {})
@@ -111,7 +119,7 @@ def jobs_panel() -> None:
     try:
         active = queue.dispatch()  # also notices a training process that died
     except OSError as exc:
-        st.error(f"The jobs folder `{queue.root}` cannot be used: {exc}")
+        st.error(f"The jobs folder `{queue.root}` cannot be used: {md(exc)}")
         return
     waiting = queue.waiting()
     seen = st.session_state.get("train.seen_active")
@@ -180,14 +188,14 @@ with data_col:
                 with st.spinner("Unpacking and checking the photos…"):
                     unpacked = tv.unpack_upload(upload.getvalue(), queue)
             except RAMError as exc:
-                st.error(f"**This zip cannot be used.** {exc}", icon=":material/folder_zip:")
+                st.error(f"**This zip cannot be used.** {md(exc)}", icon=":material/folder_zip:")
             else:
                 root_text = str(unpacked.root)
                 st.success(f"{unpacked.images} photos unpacked, labels in `{unpacked.labels_file.name}`.",
                            icon=":material/folder_zip:")
                 if unpacked.skipped:
                     with st.expander(f"{len(unpacked.skipped)} unreadable photo(s) left out"):
-                        st.markdown("\n".join(f"- {m}" for m in unpacked.skipped[:50]))
+                        st.markdown("\n".join(f"- {md(m)}" for m in unpacked.skipped[:50]))
     else:
         c1, c2 = st.columns([1, 2])
         keep("train.kind", "folder", list(tv.FORMATS))
@@ -285,6 +293,7 @@ try:
                        fine_tune=bool(fine_tune and gpu), skip_bad=skip_bad, extra_args=extra, name=name.strip(),
                        **changed)
         spec.check()
+        tv.check_served_paths(spec)
 except (RAMError, ValueError) as exc:
     problem, spec = str(exc), None
 
@@ -307,7 +316,7 @@ if spec is not None:
 
 st.markdown("##### The classes found")
 if problem:
-    st.error(f"**The data cannot be used as it is.** {problem}", icon=":material/error:")
+    st.error(f"**The data cannot be used as it is.** {md(problem)}", icon=":material/error:")
     if not skip_bad and ("line" in problem or "not found" in problem):
         st.caption("Fix the file, or tick *Skip malformed items* to leave such items out (each one is listed).")
 elif preview is None:
@@ -323,7 +332,7 @@ else:
         st.warning(warning, icon=":material/warning:")
     if preview.skipped:
         with st.expander(f"{len(preview.skipped)} malformed item(s) left out"):
-            st.markdown("\n".join(f"- {m}" for m in preview.skipped[:50]))
+            st.markdown("\n".join(f"- {md(m)}" for m in preview.skipped[:50]))
 
 start = st.button("Start training", type="primary", icon=":material/play_arrow:", key="train.start",
                   disabled=preview is None, help="Queued when another job is running.")
@@ -337,5 +346,5 @@ if start and spec is not None:
         st.error(str(exc), icon=":material/error:")
     else:
         where = "started" if job.state in ACTIVE else f"queued (position {len(queue.waiting())})"
-        st.toast(f"Training job {job.name} {where}.", icon=":material/model_training:")
+        st.toast(f"Training job {md(job.name)} {where}.", icon=":material/model_training:")
         st.rerun()

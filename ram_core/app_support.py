@@ -23,10 +23,12 @@ import streamlit as st
 import torch
 from PIL import Image
 
+from . import served
 from .errors import CheckpointError, ImageReadError
 from .imageio import open_image
 from .inference import DEFAULT_CHECKPOINT, Predictor, device_label, resolve_device
 from .locations import ASSETS_DIR, PAGES_DIR, SAMPLES_DIR, display_path, resolve_user_path, work_dir
+from .safe_text import md
 from .trace import AttentionTrace
 from .viz.render import display_copy
 
@@ -81,8 +83,33 @@ def _hide_default_navigation() -> None:
         st.rerun()
 
 
+def serving_setup() -> served.Roots | None:
+    """Served mode ($RAM_STUDIO_ROOTS set): visitors see no tracebacks (the server's log keeps them).
+    Returns the roots, or None in local mode.  A malformed $RAM_STUDIO_ROOTS stops every page with its
+    message rather than falling back to local mode."""
+    try:
+        roots = served.current_roots()
+    except served.RootsError as exc:
+        st.set_option("client.showErrorDetails", "none")
+        st.error(f"**This server is misconfigured.** {md(exc)}", icon=":material/error:")
+        st.stop()
+    if roots is not None and st.get_option("client.showErrorDetails") != "none":
+        st.set_option("client.showErrorDetails", "none")
+    return roots
+
+
+def mode_note(roots: served.Roots | None) -> None:
+    """The sidebar's line on what this app may touch."""
+    if roots is None:
+        st.sidebar.caption(":material/lock_open: " + md(served.LOCAL_NOTE), help=None)
+    else:
+        st.sidebar.caption(":material/lock: Served mode: paths are limited to the folders this server shares. "
+                           "Upload files to use your own.")
+
+
 def navigation() -> None:
     """Links to the home page and every page in pages/, at the top of the sidebar."""
+    mode_note(serving_setup())
     _hide_default_navigation()
     st.sidebar.page_link("app.py", label="Home", icon=":material/home:")
     for path, title in list_pages():
@@ -102,9 +129,13 @@ def default_checkpoint_path() -> Path:
 
 def default_folders() -> list[Path]:
     """assets/ plus runs/ when it exists, plus the Train page's jobs folder when it is elsewhere
-    ($RAM_STUDIO_JOBS_DIR), so that a checkpoint trained in the app is listed."""
+    ($RAM_STUDIO_JOBS_DIR), so that a checkpoint trained in the app is listed.  Served mode: assets/,
+    the read roots and the write root."""
     from .jobs.store import default_jobs_dir
 
+    roots = served.current_roots()
+    if roots is not None:
+        return [ASSETS_DIR, *roots.read] + ([roots.write] if roots.write else [])
     folders = [ASSETS_DIR]
     if (ROOT / "runs").is_dir():
         folders.append(ROOT / "runs")
@@ -132,29 +163,36 @@ def folders_text(folders: Sequence[Path]) -> str:
 
 
 def parse_folders(text: str) -> list[Path]:
-    """'assets, runs/voc' -> paths; relative paths are taken from the repository root."""
-    out = []
+    """'assets, runs/voc' -> paths; relative paths are taken from the repository root.  Served mode:
+    folders outside the roots are left out (checked_folders says which)."""
+    return checked_folders(text)[0]
+
+
+def checked_folders(text: str) -> tuple[list[Path], list[str]]:
+    """(the folders typed, resolved; the refusal message of each one outside the served roots)."""
+    out, refused = [], []
     for part in text.replace(";", ",").split(","):
-        part = part.strip()
-        if not part:
+        if not part.strip():
             continue
-        out.append(resolve_user_path(part, ROOT))
-    return out
+        if served.current_roots() is None:  # local mode: as typed ('assets/...' finds the bundled files)
+            out.append(resolve_user_path(part, ROOT))
+            continue
+        try:
+            out.append(served.resolve_read(part, "The folder", local_base=ROOT))
+        except served.PathRefused as exc:
+            refused.append(str(exc))
+    return out, refused
 
 
 def list_checkpoints(folders: Sequence[Path], limit: int = MAX_CHECKPOINTS_LISTED) -> list[Path]:
-    """Every *.safetensors under the folders (recursively), newest first, without duplicates."""
+    """Every *.safetensors under the folders, newest first, without duplicates: a bounded search
+    (served.search_files: depth, count and time limited, never from a filesystem root)."""
     found: dict[Path, float] = {}
-    for folder in folders:
-        if not folder.is_dir():
+    for path in served.search_files(folders, suffixes=(".safetensors",)):
+        try:
+            found[path] = path.stat().st_mtime
+        except OSError:
             continue
-        for path in folder.rglob("*.safetensors"):
-            if path.name.startswith(".") or not path.is_file():  # skip atomic-write temporaries
-                continue
-            try:
-                found[path.resolve()] = path.stat().st_mtime
-            except OSError:
-                continue
     return sorted(found, key=lambda p: (-found[p], str(p)))[:limit]
 
 
@@ -194,7 +232,7 @@ def _header_map(key: str) -> float | None:
                 return None
             meta = json.loads(f.read(n)).get("__metadata__", {}).get(META_KEY)
         m = evaluation_map(json.loads(meta).get("evaluation")) if meta else None
-    except (OSError, ValueError, struct.error, AttributeError, TypeError):
+    except (OSError, ValueError, struct.error, AttributeError, TypeError, RecursionError):
         return None
     return None if m is None else (m if m > 1 else 100 * m)
 
@@ -510,8 +548,11 @@ def model_picker() -> ModelState:
         help="Comma-separated folders searched (recursively) for .safetensors checkpoints; relative "
              "paths start at the repository.",
     )
+    folders, refused = checked_folders(folders_input)
+    for message in refused:
+        sb.warning(md(message), icon=":material/block:")
     default_path = default_checkpoint_path()
-    found = [p for p in list_checkpoints(parse_folders(folders_input)) if p != default_path.resolve()]
+    found = [p for p in list_checkpoints(folders) if p != default_path.resolve()]
     uploaded = st.session_state.get(_UPLOADED_CKPT)
     options = [DEFAULT_CHOICE] + [str(p) for p in found] + [UPLOAD_CHOICE]
 
@@ -561,7 +602,7 @@ def model_picker() -> ModelState:
                 state.predictor = load_predictor(source, device)
             state.seconds = time.perf_counter() - t0
         except CheckpointError as exc:
-            state.error = str(exc)
+            state.error = md(exc)
     _model_card(sb, state)
     return state
 
@@ -571,8 +612,8 @@ def _model_card(sb, state: ModelState) -> None:
     if p is None:
         sb.warning("No model loaded.", icon=":material/warning:")
         return
-    sb.caption(f"**{state.source.name}** on **{device_label(p.device)}**")
-    sb.markdown("  \n".join(f"{k}: **{v}**" for k, v in describe_model(p).items()))
+    sb.caption(f"**{md(state.source.name)}** on **{device_label(p.device)}**")
+    sb.markdown("  \n".join(f"{k}: **{md(v)}**" for k, v in describe_model(p).items()))
     with sb.expander("Checkpoint metadata"):
         st.json(p.info.to_metadata(), expanded=1)
 

@@ -23,8 +23,9 @@ from typing import Any
 
 import torch
 
+from . import finite_json
 from .backbones import PACKAGE_WEIGHTS, RANDOM_INIT, build_backbone, get_backbone_spec
-from .config import RAMConfig
+from .config import ConfigBoundsError, RAMConfig, check_config_dict
 from .errors import CheckpointError
 from .model import RAMModel, build_head
 from .thresholds import parse_class_thresholds
@@ -32,6 +33,16 @@ from .thresholds import parse_class_thresholds
 FORMAT = "ram-studio/1"
 META_KEY = "ram_studio"
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit
+MAX_METADATA_CHARS = 4 * 1024 * 1024  # our JSON metadata: a config, provenance and an evaluation summary
+MAX_JSON_DEPTH = 16  # nesting of the metadata (the config itself is 3 deep)
+MAX_TENSORS = 10_000
+# Tensor element types a checkpoint may hold, and the torch types they must match: a float parameter
+# stored as int8 or bool would be converted silently by load_state_dict, so kinds must agree.
+FLOAT_DTYPES = {"F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32, "F64": torch.float64}
+INT_DTYPES = {"I64": torch.int64}
+# What the metadata may say about the backbone's weights: never a file name (the server would open it);
+# weights from a file are the user's choice (--backbone-weights), not the checkpoint's.
+BACKBONE_SOURCES = (PACKAGE_WEIGHTS, "checkpoint", RANDOM_INIT)
 
 
 @dataclass
@@ -117,7 +128,7 @@ def save_checkpoint(path: str | os.PathLike, model: RAMModel, *, backbone_weight
         from_package = get_backbone_spec(cfg.backbone).default_weights == PACKAGE_WEIGHTS
         backbone_weights = PACKAGE_WEIGHTS if (from_package and cfg.freeze_backbone) else "checkpoint"
     info = CheckpointInfo(cfg, backbone_weights, provenance or {}, evaluation)
-    blob = save(checkpoint_tensors(model, backbone_weights), metadata={META_KEY: json.dumps(info.to_metadata())})
+    blob = save(checkpoint_tensors(model, backbone_weights), metadata={META_KEY: finite_json.dumps(info.to_metadata())})
     path = Path(path)
     _atomic_write(path, blob)
     return path
@@ -137,44 +148,176 @@ def _refuse_pickles(blob: bytes, name: str) -> None:
         )
 
 
+def _json_depth(value: Any) -> int:
+    """How deeply a parsed JSON value nests (iteratively: a hostile value cannot exhaust the stack)."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        v, d = todo.pop()
+        if isinstance(v, (dict, list)):
+            deepest = max(deepest, d)
+            if d > MAX_JSON_DEPTH:
+                return d
+            todo.extend((x, d + 1) for x in (v.values() if isinstance(v, dict) else v))
+    return deepest
+
+
+def _parse_json(raw: bytes | str, name: str, what: str) -> Any:
+    try:
+        value = json.loads(raw)
+    except RecursionError:
+        raise CheckpointError(f"{name}: {what} nests deeper than {MAX_JSON_DEPTH} levels") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{name}: {what} is not valid JSON ({exc})") from None
+    if _json_depth(value) > MAX_JSON_DEPTH:
+        raise CheckpointError(f"{name}: {what} nests deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+@dataclass(frozen=True)
+class TensorEntry:
+    """One tensor as the safetensors header describes it (nothing read yet)."""
+
+    dtype: str
+    shape: tuple[int, ...]
+
+
+def _tensor_entries(header: dict[str, Any], body: int, name: str) -> dict[str, TensorEntry]:
+    """The header's tensors, each checked: a known dtype, a shape of non-negative sizes, and data that
+    lies inside the file and has exactly the bytes its shape needs (catches truncation before loading)."""
+    sizes = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8, "I64": 8}
+    entries = {}
+    if len(header) > MAX_TENSORS:
+        raise CheckpointError(f"{name}: the header lists {len(header)} tensors, more than {MAX_TENSORS}")
+    for key, entry in header.items():
+        if key == "__metadata__":
+            continue
+        label = key if len(key) <= 80 else key[:80] + "..."
+        if not isinstance(entry, dict):
+            raise CheckpointError(f"{name}: tensor {label} has no valid description in the header")
+        try:
+            start, end = (int(v) for v in entry["data_offsets"])
+        except (KeyError, TypeError, ValueError):
+            raise CheckpointError(f"{name}: tensor {label} has no valid data_offsets in the header") from None
+        if end > body:
+            raise CheckpointError(f"{name} is truncated: tensor {label} ends past the end of the file")
+        dtype = entry.get("dtype")
+        if dtype not in sizes:
+            raise CheckpointError(f"{name}: tensor {label} has element type {str(dtype)[:16]!r}; a checkpoint holds "
+                                  f"only {', '.join(sizes)} tensors")
+        shape = entry.get("shape")
+        if (not isinstance(shape, list) or len(shape) > 8
+                or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
+            raise CheckpointError(f"{name}: tensor {label} has an invalid shape in the header")
+        numel = 1
+        for d in shape:
+            numel *= d
+        if not 0 <= start <= end or end - start != numel * sizes[dtype]:
+            raise CheckpointError(f"{name}: tensor {label}'s data does not match its shape {tuple(shape)}")
+        entries[key] = TensorEntry(dtype, tuple(shape))
+    return entries
+
+
+def _bounded_section(meta: dict[str, Any], key: str, name: str) -> dict[str, Any] | None:
+    value = meta.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise CheckpointError(f"{name}: its metadata's {key!r} must be a JSON object")
+    return value
+
+
 def read_metadata_bytes(blob: bytes, name: str = "checkpoint") -> CheckpointInfo:
-    """Parse a safetensors header and our metadata without touching the tensors."""
+    """Parse a safetensors header and our metadata without touching the tensors.
+
+    Everything a header can ask for is bounded here, before any model or tensor exists: the config
+    (config.CONFIG_BOUNDS), the metadata's size and nesting, the tensors' types and sizes, and the
+    backbone's weight source (never a file named by the checkpoint)."""
     _refuse_pickles(blob, name)
     if len(blob) < 8:
         raise CheckpointError(f"{name} is too short to be a safetensors file ({len(blob)} bytes)")
     (n,) = struct.unpack("<Q", blob[:8])
     if n > MAX_HEADER_BYTES or 8 + n > len(blob):
         raise CheckpointError(f"{name} is not a safetensors file, or it is truncated (header of {n} bytes)")
-    try:
-        header = json.loads(blob[8:8 + n])
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{name}: the safetensors header is not valid JSON ({exc})") from exc
+    header = _parse_json(blob[8:8 + n], name, "the safetensors header")
     if not isinstance(header, dict) or not isinstance(header.get("__metadata__") or {}, dict):
         raise CheckpointError(f"{name}: the safetensors header is not a JSON object of tensors and metadata")
     meta = (header.get("__metadata__") or {}).get(META_KEY)
     if meta is None:
         raise CheckpointError(f"{name} is a safetensors file without RAM Studio metadata (no '{META_KEY}' entry)")
+    if not isinstance(meta, str):
+        raise CheckpointError(f"{name}: its '{META_KEY}' metadata entry is not text")
+    if len(meta) > MAX_METADATA_CHARS:
+        raise CheckpointError(f"{name}: its metadata is {len(meta):,} characters, more than the "
+                              f"{MAX_METADATA_CHARS:,} allowed")
+    meta = _parse_json(meta, name, "its metadata")
+    if not isinstance(meta, dict) or "config" not in meta:
+        raise CheckpointError(f"{name}: its metadata does not describe a model (no config)")
     try:
-        meta = json.loads(meta)
+        check_config_dict(meta["config"])
+    except ConfigBoundsError as exc:
+        raise CheckpointError(f"{name}: its config is refused: {exc}") from None
+    try:
         cfg = RAMConfig.from_dict(meta["config"])
-        get_backbone_spec(cfg.backbone)  # an unknown backbone name is a ValueError
-        cfg.anchors  # noqa: B018  (a loss section that is not an object fails here, not mid-load)
+        cfg.anchors  # noqa: B018  (anchors that do not fit the steps fail here, not mid-load)
         class_thresholds = parse_class_thresholds(meta.get("class_thresholds"), cfg.class_names)
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CheckpointError(f"{name}: its metadata does not describe a model ({exc})") from exc
-    # Every tensor's data must lie inside the file: catches truncation before loading.
-    body = len(blob) - 8 - n
-    for key, entry in header.items():
-        if key == "__metadata__":
-            continue
-        try:
-            end = int(entry["data_offsets"][1])
-        except (KeyError, TypeError, IndexError, ValueError):
-            raise CheckpointError(f"{name}: tensor {key} has no valid data_offsets in the header") from None
-        if end > body:
-            raise CheckpointError(f"{name} is truncated: tensor {key} ends past the end of the file")
-    return CheckpointInfo(cfg, meta.get("backbone_weights", PACKAGE_WEIGHTS), meta.get("provenance") or {},
-                          meta.get("evaluation"), source=name, class_thresholds=class_thresholds)
+    backbone_weights = meta.get("backbone_weights", PACKAGE_WEIGHTS)
+    if backbone_weights not in BACKBONE_SOURCES:
+        raise CheckpointError(f"{name}: its metadata names the backbone weights {str(backbone_weights)[:60]!r}; "
+                              f"a checkpoint may only say {', '.join(BACKBONE_SOURCES)} (weights from a file are "
+                              "given with --backbone-weights, never by the checkpoint)")
+    provenance = _bounded_section(meta, "provenance", name) or {}
+    evaluation = _bounded_section(meta, "evaluation", name)
+    _tensor_entries(header, len(blob) - 8 - n, name)
+    return CheckpointInfo(cfg, backbone_weights, provenance, evaluation, source=name,
+                          class_thresholds=class_thresholds)
+
+
+def header_tensors(blob: bytes, name: str = "checkpoint") -> dict[str, TensorEntry]:
+    """The tensors a safetensors file's header lists (call read_metadata_bytes first: it checks them)."""
+    (n,) = struct.unpack("<Q", blob[:8])
+    return _tensor_entries(_parse_json(blob[8:8 + n], name, "the safetensors header"), len(blob) - 8 - n, name)
+
+
+def _check_head_entries(cfg: RAMConfig, entries: dict[str, TensorEntry], name: str) -> None:
+    """Compare the file's head tensors with the head the config describes, built on the meta device
+    (shapes and types only, no memory): a mismatch is refused before any real tensor is made."""
+    with torch.device("meta"):
+        expected = build_head(cfg).state_dict()
+    own = _legacy_head_names({k[5:]: v for k, v in entries.items() if k.startswith("head.")})
+    what = f"{name} (head)"
+    missing = [k for k in expected if k not in own]
+    extra = [k for k in own if k not in expected]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} tensor(s), e.g. {missing[0]}")
+        if extra:
+            parts.append(f"{len(extra)} unexpected tensor(s), e.g. {extra[0][:80]}")
+        raise CheckpointError(f"{what} does not match its config: " + "; ".join(parts))
+    for k, v in expected.items():
+        entry = own[k]
+        if tuple(v.shape) != entry.shape:
+            raise CheckpointError(f"{what} does not match its config: tensor {k} has shape {entry.shape}, "
+                                  f"the config needs {tuple(v.shape)}")
+        _check_kind(k, v.dtype, entry.dtype, what)
+
+
+def _check_kind(key: str, wanted: torch.dtype, stored: str, what: str) -> None:
+    if wanted.is_floating_point and stored not in FLOAT_DTYPES:
+        raise CheckpointError(f"{what}: tensor {key} is stored as {stored}, but the model needs floating-point "
+                              "numbers there")
+    if not wanted.is_floating_point and stored not in INT_DTYPES:
+        raise CheckpointError(f"{what}: tensor {key} is stored as {stored}, but the model needs whole numbers there")
+
+
+def _refuse_non_finite(tensors: dict[str, torch.Tensor], name: str) -> None:
+    for key, t in tensors.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad = int((~torch.isfinite(t)).sum())
+            raise CheckpointError(f"{name}: tensor {key} holds {bad} NaN or infinite value(s); the checkpoint "
+                                  "is damaged (a training run that diverged?)")
 
 
 def read_metadata(path: str | os.PathLike) -> CheckpointInfo:
@@ -191,10 +334,16 @@ def model_from_bytes(blob: bytes, name: str = "checkpoint", device: str | torch.
 
     info = read_metadata_bytes(blob, name)
     cfg = info.config
+    entries = header_tensors(blob, name)
+    _check_head_entries(cfg, entries, name)
+    stray = sorted(k for k in entries if not k.startswith(("head.", "backbone.")))
+    if stray:
+        raise CheckpointError(f"{name}: unexpected tensor {stray[0][:80]} (and {len(stray) - 1} more)")
     try:
         tensors = load(blob)
     except Exception as exc:
         raise CheckpointError(f"{name}: its tensors cannot be read ({exc})") from exc
+    _refuse_non_finite(tensors, name)
     head = build_head(cfg)
     head_tensors = _legacy_head_names({k[5:]: v for k, v in tensors.items() if k.startswith("head.")})
     _load_strict(head, head_tensors, f"{name} (head)")
@@ -204,9 +353,6 @@ def model_from_bytes(blob: bytes, name: str = "checkpoint", device: str | torch.
                      f"{name} (backbone)")
     else:
         backbone = build_backbone(cfg.backbone, backbone_weights or info.backbone_weights)
-    stray = sorted(k for k in tensors if not k.startswith(("head.", "backbone.")))
-    if stray:
-        raise CheckpointError(f"{name}: unexpected tensor {stray[0]} (and {len(stray) - 1} more)")
     model = RAMModel(cfg, backbone, head).to(device).eval()
     return model, info
 
@@ -251,6 +397,8 @@ def _load_strict(module: torch.nn.Module, tensors: dict[str, torch.Tensor], what
                 f"{what} does not match its config: tensor {k} has shape {tuple(tensors[k].shape)}, "
                 f"the config needs {tuple(v.shape)}"
             )
+        if v.is_floating_point() != tensors[k].is_floating_point() or tensors[k].dtype == torch.bool:
+            raise CheckpointError(f"{what}: tensor {k} is stored as {tensors[k].dtype}, the model needs {v.dtype}")
     module.load_state_dict(tensors)
 
 
@@ -262,4 +410,4 @@ def update_evaluation(path: str | os.PathLike, evaluation: dict[str, Any]) -> No
     blob = path.read_bytes()
     info = read_metadata_bytes(blob, str(path))
     info.evaluation = evaluation
-    _atomic_write(path, save(load(blob), metadata={META_KEY: json.dumps(info.to_metadata())}))
+    _atomic_write(path, save(load(blob), metadata={META_KEY: finite_json.dumps(info.to_metadata())}))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 # The paper's anchor layout for K = 5: the centre, then the four quadrant centres.  Coordinates are
 # in the spatial transformer's normalised frame, [-1, 1] on each axis, (t_x, t_y).
@@ -233,3 +233,257 @@ class RAMConfig:
 
     def replace(self, **changes: Any) -> "RAMConfig":
         return dataclasses.replace(self, **changes)
+
+
+# --------------------------------------------------------------------------------------------------
+# Bounds: what a checkpoint's metadata may ask for.  check_config_dict runs on the raw JSON before any
+# RAMConfig (or tensor) exists, so a hostile header (10^9 steps, a 10^6-wide LSTM, NaN mean) is refused
+# with a message instead of exhausting memory.  Every field of RAMConfig and LossConfig has an entry;
+# tests/test_checkpoint_bounds.py fails when a new field has none.
+
+MAX_CLASSES = 10_000
+MAX_NAME_CHARS = 200
+MAX_IMAGENET_INDEX = 999
+MAX_GROUP_SIZE = 1_000
+# the head's parameters, estimated from the config (widths multiplied out) before anything is built
+MAX_HEAD_PARAMETERS = 500_000_000  # the paper's VGG16 head has about 260 million
+
+
+@dataclass(frozen=True)
+class Bound:
+    """What one config field accepts.  kind: "int", "float", "bool", "choice", "str", or "special"
+    (checked by its own function in _SPECIAL_CHECKS); lo/hi are inclusive unless lo_open."""
+
+    kind: str
+    lo: float | None = None
+    hi: float | None = None
+    choices: tuple[str, ...] = ()
+    lo_open: bool = False
+    max_chars: int = MAX_NAME_CHARS
+
+
+def _backbone_names() -> tuple[str, ...]:
+    from .backbones import BACKBONES
+
+    return tuple(BACKBONES)
+
+
+CONFIG_BOUNDS: dict[str, Bound] = {
+    "class_names": Bound("special"),
+    "backbone": Bound("special"),  # a registered backbone (backbones.BACKBONES)
+    "input_size": Bound("int", 32, 2048),
+    "mean": Bound("special"),
+    "std": Bound("special"),
+    "head": Bound("choice", choices=HEADS),
+    "preset": Bound("str", max_chars=64),
+    "num_steps": Bound("int", 1, 64),
+    "region_size": Bound("int", 1, 32),
+    "region_encoder": Bound("choice", choices=REGION_ENCODERS),
+    "region_channels": Bound("int", 0, 4096),
+    "embed_dim": Bound("int", 1, 8192),
+    "hidden_size": Bound("int", 1, 8192),
+    "z_size": Bound("int", 0, 8192),
+    "memory": Bound("bool"),
+    "dropout": Bound("float", 0.0, 0.99),
+    "region_skip": Bound("bool"),
+    "transform_mode": Bound("choice", choices=("direct", "anchored", "evidence")),
+    "evidence_sigma": Bound("float", 0.0, 4.0, lo_open=True),
+    "evidence_sharpness": Bound("float", 0.0, 100.0),
+    "evidence_inhibition": Bound("float", 0.0, 100.0),
+    "init_scale": Bound("float", 0.0, 2.0, lo_open=True),
+    "fuse_global": Bound("bool"),
+    "fusion": Bound("choice", choices=FUSIONS),
+    "imagenet_groups": Bound("special"),
+    "imagenet_mode": Bound("choice", choices=IMAGENET_MODES),
+    "csra_lambda": Bound("float", 0.0, 100.0),
+    "csra_temperature": Bound("float", 0.0, 1000.0, lo_open=True),
+    "global_attention": Bound("float", 0.0, 100.0),
+    "test_time_flip": Bound("bool"),
+    "feature_norm": Bound("bool"),
+    "freeze_backbone": Bound("bool"),
+    "loss": Bound("special"),
+}
+
+LOSS_BOUNDS: dict[str, Bound] = {
+    "classification": Bound("choice", choices=CLASSIFICATION_LOSSES + ("mse",)),
+    "anchor_weight": Bound("float", 0.0, 1000.0),
+    "scale_weight": Bound("float", 0.0, 1000.0),
+    "positive_weight": Bound("float", 0.0, 1000.0),
+    "gamma": Bound("float", 0.0, 1000.0),
+    "alpha": Bound("float", 0.0, 2.0),
+    "beta": Bound("float", 0.0, 2.0),
+    "anchors": Bound("special"),
+}
+
+
+class ConfigBoundsError(ValueError):
+    """A config value outside its bounds (checkpoints turn it into a CheckpointError)."""
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check_value(name: str, value: Any, bound: Bound) -> None:
+    import math
+
+    if bound.kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigBoundsError(f"{name} must be true or false, got {_show(value)}")
+    elif bound.kind == "int":
+        if not (isinstance(value, int) and not isinstance(value, bool)):
+            raise ConfigBoundsError(f"{name} must be a whole number, got {_show(value)}")
+        if not bound.lo <= value <= bound.hi:
+            raise ConfigBoundsError(f"{name} must be between {bound.lo} and {bound.hi}, got {value}")
+    elif bound.kind == "float":
+        if not _is_number(value) or not math.isfinite(value):
+            raise ConfigBoundsError(f"{name} must be a finite number, got {_show(value)}")
+        low_ok = value > bound.lo if bound.lo_open else value >= bound.lo
+        if not low_ok or value > bound.hi:
+            low = f"above {bound.lo}" if bound.lo_open else f"at least {bound.lo}"
+            raise ConfigBoundsError(f"{name} must be {low} and at most {bound.hi}, got {value}")
+    elif bound.kind == "choice":
+        if value not in bound.choices:
+            raise ConfigBoundsError(f"{name} must be one of {', '.join(bound.choices)}, got {_show(value)}")
+    elif bound.kind == "str":
+        if not isinstance(value, str) or len(value) > bound.max_chars:
+            raise ConfigBoundsError(f"{name} must be text of at most {bound.max_chars} characters")
+
+
+def _show(value: Any) -> str:
+    """A value for a message: short, and without the contents of long strings or containers."""
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 40 else f"text of {len(value)} characters"
+    if isinstance(value, (list, dict)):
+        return f"a {'list' if isinstance(value, list) else 'JSON object'} of {len(value)} item(s)"
+    return repr(value) if value is None or isinstance(value, (bool, int, float)) else type(value).__name__
+
+
+def _check_class_names(value: Any, data: dict[str, Any]) -> None:
+    if not isinstance(value, list) or not 1 <= len(value) <= MAX_CLASSES:
+        raise ConfigBoundsError(f"class_names must be a list of 1 to {MAX_CLASSES} names, got {_show(value)}")
+    for k, name in enumerate(value):
+        if not isinstance(name, str) or not 1 <= len(name) <= MAX_NAME_CHARS:
+            raise ConfigBoundsError(f"class_names[{k}] must be a name of 1 to {MAX_NAME_CHARS} characters")
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+            raise ConfigBoundsError(f"class_names[{k}] holds control characters")
+
+
+def _check_triple(name: str, positive: bool) -> Callable[[Any, dict], None]:
+    def check(value: Any, data: dict[str, Any]) -> None:
+        import math
+
+        if not isinstance(value, (list, tuple)) or len(value) != 3 or not all(_is_number(v) for v in value):
+            raise ConfigBoundsError(f"{name} needs 3 numbers (R, G, B), got {_show(value)}")
+        if not all(math.isfinite(v) and abs(v) <= 10 for v in value):
+            raise ConfigBoundsError(f"{name} values must be finite and between -10 and 10, got {list(value)}")
+        if positive and not all(v >= 1e-4 for v in value):
+            raise ConfigBoundsError(f"{name} values must be at least 0.0001, got {list(value)}")
+    return check
+
+
+def _check_backbone(value: Any, data: dict[str, Any]) -> None:
+    names = _backbone_names()
+    if value not in names:
+        raise ConfigBoundsError(f"unknown backbone {_show(value)} (known: {', '.join(names)})")
+
+
+def _check_imagenet_groups(value: Any, data: dict[str, Any]) -> None:
+    if value is None:
+        return
+    classes = data.get("class_names")
+    n = len(classes) if isinstance(classes, list) else None
+    if not isinstance(value, list) or len(value) != n:
+        raise ConfigBoundsError(f"imagenet_groups must be a list with one group per class ({n}), got {_show(value)}")
+    for k, group in enumerate(value):
+        if not isinstance(group, list) or len(group) > MAX_GROUP_SIZE:
+            raise ConfigBoundsError(f"imagenet_groups[{k}] must be a list of at most {MAX_GROUP_SIZE} indices")
+        for i in group:
+            if not (isinstance(i, int) and not isinstance(i, bool)) or not 0 <= i <= MAX_IMAGENET_INDEX:
+                raise ConfigBoundsError(f"imagenet_groups[{k}] holds {_show(i)}: ImageNet class indices are "
+                                        f"whole numbers from 0 to {MAX_IMAGENET_INDEX}")
+
+
+def _check_anchors(value: Any, data: dict[str, Any]) -> None:
+    import math
+
+    if value is None:
+        return
+    steps = data.get("num_steps", 5)
+    if not isinstance(value, list) or len(value) != steps:
+        raise ConfigBoundsError(f"loss.anchors must be a list of one (t_x, t_y) pair per step ({steps}), "
+                                f"got {_show(value)}")
+    for k, pair in enumerate(value):
+        if (not isinstance(pair, list) or len(pair) != 2 or not all(_is_number(v) for v in pair)
+                or not all(math.isfinite(v) and -2 <= v <= 2 for v in pair)):
+            raise ConfigBoundsError(f"loss.anchors[{k}] must be two finite numbers between -2 and 2")
+
+
+def _check_loss(value: Any, data: dict[str, Any]) -> None:
+    if not isinstance(value, dict):
+        raise ConfigBoundsError(f"loss must be a JSON object, got {_show(value)}")
+    unknown = sorted(set(value) - set(LOSS_BOUNDS))
+    if unknown:
+        raise ConfigBoundsError(f"unknown loss field(s): {', '.join(_show(u) for u in unknown[:5])}")
+    for name, bound in LOSS_BOUNDS.items():
+        if name not in value:
+            continue
+        if bound.kind == "special":
+            _check_anchors(value[name], data)
+        else:
+            _check_value(f"loss.{name}", value[name], bound)
+
+
+_SPECIAL_CHECKS: dict[str, Callable[[Any, dict], None]] = {
+    "class_names": _check_class_names,
+    "backbone": _check_backbone,
+    "mean": _check_triple("mean", positive=False),
+    "std": _check_triple("std", positive=True),
+    "imagenet_groups": _check_imagenet_groups,
+    "loss": _check_loss,
+}
+
+
+def estimated_head_parameters(data: dict[str, Any]) -> int:
+    """About the head's parameter count, from the widths alone (nothing is built): the region
+    encoder, the LSTM, the readouts and the ImageNet parts, multiplied out."""
+    from .backbones import BACKBONES
+
+    g = lambda k: int(data.get(k, getattr(RAMConfig, k, 0)) or 0)  # noqa: E731
+    spec = BACKBONES.get(data.get("backbone", RAMConfig.backbone))
+    channels = spec.channels if spec is not None else 2048
+    classes = len(data.get("class_names") or [])
+    embed, hidden, z, region = g("embed_dim"), g("hidden_size"), g("z_size"), g("region_size")
+    encoder_kind = data.get("region_encoder", RAMConfig.region_encoder)
+    reduced = g("region_channels") or channels
+    if encoder_kind == "pool":
+        encoder = channels * embed
+    elif encoder_kind == "maxpool":
+        encoder = channels * reduced + reduced * (region // 2) ** 2 * embed
+    else:
+        encoder = channels * reduced + reduced * region * region * embed
+    lstm = 4 * hidden * (embed + hidden + 2)
+    read = (z or hidden) * (classes + 4) * 2 + hidden * z + (channels + 2) * classes * 3
+    imagenet = (channels + 1001) * 1000 + 1000 * classes
+    return int(encoder + lstm + read + imagenet)
+
+
+def check_config_dict(data: Any) -> None:
+    """Refuse a config (as read from JSON) with a field outside CONFIG_BOUNDS, an unknown field, or a
+    head too large to build, before anything is allocated.  Raises ConfigBoundsError."""
+    if not isinstance(data, dict):
+        raise ConfigBoundsError(f"the config must be a JSON object, got {_show(data)}")
+    unknown = sorted(set(data) - set(CONFIG_BOUNDS))
+    if unknown:
+        raise ConfigBoundsError(f"unknown config field(s): {', '.join(str(u)[:40] for u in unknown[:5])}")
+    for name, bound in CONFIG_BOUNDS.items():
+        if name not in data:
+            continue
+        if bound.kind == "special":
+            _SPECIAL_CHECKS[name](data[name], data)
+        else:
+            _check_value(name, data[name], bound)
+    params = estimated_head_parameters(data)
+    if params > MAX_HEAD_PARAMETERS:
+        raise ConfigBoundsError(f"the config asks for a head of about {params:,} parameters, more than the "
+                                f"{MAX_HEAD_PARAMETERS:,} allowed (widths too large)")

@@ -51,10 +51,16 @@ MAX_POINTS_PER_STEP = 1500  # attention scatter: a sample is as readable as 5000
 
 
 def default_eval_folders() -> list[Path]:
-    """$RAM_STUDIO_EVAL_DIR (comma-separated) if set, else assets/evaluations plus runs/ when present."""
+    """$RAM_STUDIO_EVAL_DIR (comma-separated) if set, else assets/evaluations plus runs/ when present;
+    served mode: assets/evaluations and the served folders."""
+    from . import served
+
     env = os.environ.get(ENV_EVAL_DIR, "").strip()
     if env:
         return parse_folders(env)
+    roots = served.current_roots()
+    if roots is not None:
+        return [EVALUATIONS_DIR, *roots.read] + ([roots.write] if roots.write else [])
     folders = [EVALUATIONS_DIR]
     if (ROOT / "runs").is_dir():
         folders.append(ROOT / "runs")
@@ -62,32 +68,41 @@ def default_eval_folders() -> list[Path]:
 
 
 def parse_folders(text: str) -> list[Path]:
-    """'assets/evaluations, runs' -> paths; relative ones start at the repository root."""
-    out = []
+    """'assets/evaluations, runs' -> paths; relative ones start at the repository root.  Served mode:
+    folders outside the roots are left out (checked_folders says which)."""
+    return checked_folders(text)[0]
+
+
+def checked_folders(text: str) -> tuple[list[Path], list[str]]:
+    """(the folders typed, resolved; the refusal message of each one outside the served roots)."""
+    from . import served
+
+    out, refused = [], []
     for part in text.replace(";", ",").split(","):
-        part = part.strip()
-        if part:
-            out.append(resolve_user_path(part, ROOT))
-    return out
+        if part.strip():
+            if served.current_roots() is None:  # local mode: as typed ('assets/...' finds the bundled files)
+                out.append(resolve_user_path(part, ROOT))
+                continue
+            try:
+                out.append(served.resolve_read(part, "The folder", local_base=ROOT))
+            except served.PathRefused as exc:
+                refused.append(str(exc))
+    return out, refused
 
 
 def list_evaluations(folders: Sequence[Path], max_depth: int = 3) -> list[Path]:
     """Folders holding a report.json, at most max_depth levels under each folder (the folder itself
-    included), in the order of `folders`, then by path; no duplicates."""
+    included), in the order of `folders`, then by path; no duplicates.  The search is bounded
+    (served.search_files: count and time, never from a filesystem root)."""
+    from . import served
+
     found: list[Path] = []
     seen: set[Path] = set()
     for folder in folders:
-        folder = Path(folder)
-        if not folder.is_dir():
-            continue
-        hits = []
-        for depth in range(max_depth + 1):
-            pattern = "/".join(["*"] * depth + [REPORT_FILE])
-            hits += [p.parent for p in folder.glob(pattern) if p.is_file()]
-        for d in sorted(hits):
-            key = d.resolve()
-            if key not in seen:
-                seen.add(key)
+        hits = served.search_files([folder], names=(REPORT_FILE,), max_depth=max_depth)
+        for d in sorted(p.parent for p in hits):
+            if d not in seen:
+                seen.add(d)
                 found.append(d)
     return found
 
@@ -151,8 +166,41 @@ class EvalData:
         return len(self.ids)
 
 
+def _numbers(value: Any, n: int | None = None) -> bool:
+    return (isinstance(value, list) and (n is None or len(value) == n)
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value))
+
+
+def _score_table(value: Any) -> bool:
+    return isinstance(value, dict) and _numbers(list(value.values()))
+
+
+def check_record(r: Any, i: int) -> None:
+    """One predictions.jsonl record as evaluation.write_evaluation writes it (ValueError naming what is not):
+    the page draws every field, so a record that only looks right must not reach it."""
+    where = f"prediction {i + 1}"
+    if not isinstance(r, dict) or not _score_table(r.get("scores")):
+        raise ValueError(f"{where}: scores must map classes to numbers")
+    if r.get("global_scores") is not None and not _score_table(r["global_scores"]):
+        raise ValueError(f"{where}: global_scores must map classes to numbers")
+    steps = r.get("steps") or []
+    if not isinstance(steps, list):
+        raise ValueError(f"{where}: steps must be a list")
+    for k, step in enumerate(steps, 1):
+        t = step.get("transform") if isinstance(step, dict) else None
+        if (not isinstance(step, dict) or not _score_table(step.get("scores")) or not _numbers(step.get("box_norm"), 4)
+                or not isinstance(t, dict) or not _numbers([t.get(x) for x in ("s_x", "s_y", "t_x", "t_y")], 4)
+                or ("box" in step and not _numbers(step["box"], 4))):
+            raise ValueError(f"{where}, step {k}: needs scores, a box_norm of 4 numbers and a transform")
+    for key in ("ground_truth", "ignored"):
+        if not isinstance(r.get(key) or [], list):
+            raise ValueError(f"{where}: {key} must be a list of class names")
+
+
 def eval_data(report: dict[str, Any], records: list[dict[str, Any]], name: str = "") -> EvalData:
     """Arrays from load_evaluation's (report, predictions).  Classes: the report's evaluated classes."""
+    for i, r in enumerate(records):
+        check_record(r, i)
     classes = list(report.get("class_names") or report["per_class_ap"])
     n, c = len(records), len(classes)
     k = max((len(r.get("steps") or []) for r in records), default=0)
@@ -269,20 +317,25 @@ def add_columns(path: str | os.PathLike) -> Path:
 def open_evaluation(path: str | os.PathLike, prefer_columns: bool = True) -> EvalData:
     """A saved evaluation: from its columns (predictions.npz) when the report names them and they are
     there, else from predictions.jsonl (older folders, or prefer_columns=False)."""
-    from .eval_columns import read_columns
+    from .eval_columns import COLUMNS_FILE, read_columns
     from .evaluation import EvaluationError
 
     report = load_report(path)
     columns = report.get("columns")
-    if prefer_columns and columns and (Path(path) / columns).is_file():
+    # only the evaluation's own columns file: a report does not get to name another file to open
+    if prefer_columns and columns == COLUMNS_FILE and (Path(path) / columns).is_file():
         try:
             cols = read_columns(Path(path) / columns)
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-            raise EvaluationError(f"{Path(path) / columns}: cannot be read ({exc})") from None
-        if len(cols["ids"]) == report.get("num_images", len(cols["ids"])):
-            return eval_data_from_columns(report, cols, short_path(Path(path)))
+            if len(cols["ids"]) == report.get("num_images", len(cols["ids"])):
+                return eval_data_from_columns(report, cols, short_path(Path(path)))
+        except (OSError, ValueError, EOFError, KeyError, TypeError, IndexError, zipfile.BadZipFile) as exc:
+            raise EvaluationError(f"{Path(path) / columns}: cannot be read ({str(exc)[:160]})") from None
     report, records = load_evaluation(path)
-    return eval_data(report, records, short_path(Path(path)))
+    try:
+        return eval_data(report, records, short_path(Path(path)))
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise EvaluationError(f"{path}: its report and predictions do not describe an evaluation "
+                              f"({type(exc).__name__}: {str(exc)[:120]})") from None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -404,11 +457,14 @@ def browse_counts(data: EvalData, cls: str, threshold: float) -> dict[str, int]:
 def resolve_image(data: EvalData, i: int, root_override: str | None = None) -> Path | None:
     """The photo of image i: its stored path (relative to the report's dataset root, or absolute in
     older evaluations), else the same path under root_override (for an evaluation made on another
-    machine), else None."""
+    machine), else None.  Served: a path outside the roots is not read (an evaluation's paths are not
+    trusted)."""
+    from . import served
+
     stored = Path(data.images[i])
     old_root = (data.report.get("dataset") or {}).get("root")
     here = stored if stored.is_absolute() or not old_root else Path(old_root) / stored
-    if here.is_file():
+    if here.is_file() and served.may_read(here):
         return here
     if root_override:
         new_root = Path(root_override).expanduser()
@@ -422,7 +478,7 @@ def resolve_image(data: EvalData, i: int, root_override: str | None = None) -> P
                 pass
         candidates += [new_root / stored.name, new_root / "JPEGImages" / stored.name]
         for p in candidates:
-            if p.is_file():
+            if p.is_file() and served.may_read(p):
                 return p
     return None
 

@@ -38,13 +38,19 @@ from .attention_stats import box_hit_rates, step_diversity
 from .config import RAMConfig
 from .errors import DatasetError, RAMError
 from .locations import display_path, path_in_root
+from .finite_json import dumps, finite
 from .inference import ImageTransform, Predictor
 from .model import RAMOutput, probabilities, transform_to_box
+from .output_folder import atomic_write_text, check_output_folder, output_lock
 from .trace import AttentionTrace, traces_from_output
 
 FORMAT = "ram-studio-eval/1"
 REPORT_FILE = "report.json"
 PREDICTIONS_FILE = "predictions.jsonl"
+PARTIAL_FILE = "predictions.partial.jsonl"  # written batch by batch; kept when a run stops early
+# what an earlier evaluation leaves in its folder (replaced by the next one); anything else refuses --out
+EVALUATION_FILES = (REPORT_FILE, PREDICTIONS_FILE, PREDICTIONS_FILE + ".gz", PARTIAL_FILE, "occlusion.json",
+                    "predictions.npz")
 SCORE_DECIMALS = 5  # as traces_from_output rounds them
 
 Progress = Callable[[int, int, float], None]  # (images done, images in total, seconds so far)
@@ -211,6 +217,32 @@ def _align_classes(model_classes: list[str], dataset_classes: list[str]) -> tupl
     return shared, [model_classes.index(c) for c in shared], [index[c] for c in shared]
 
 
+def _finite_rows(out: RAMOutput) -> list[bool]:
+    """Per image: are its logits (fused, global, steps) and transforms all finite?"""
+    b = out.logits.shape[0]
+    checks = [out.logits.reshape(b, -1), out.global_logits.reshape(b, -1), out.step_logits.reshape(b, -1),
+              out.transforms.reshape(b, -1)]
+    return torch.cat([torch.isfinite(c.float()) for c in checks], 1).all(1).tolist()
+
+
+def _kept_note(partial: str | os.PathLike | None, count: int) -> str:
+    return f"; the {count} prediction(s) made before it are in {partial}" if partial is not None and count else ""
+
+
+def _append_partial(f, out: RAMOutput, index: list[int], sizes: list[tuple[int, int]], dataset, cfg: RAMConfig,
+                    threshold: float) -> None:
+    names = [os.path.abspath(dataset.image_paths[i]) for i in index]
+    traces = traces_from_output(out, names, sizes, list(cfg.class_names), cfg.fuse_global, threshold,
+                                activation=cfg.score_activation)
+    classes = list(dataset.class_names)
+    for i, trace in zip(index, traces):
+        record = {"id": str(dataset.ids[i]), **trace.to_json(),
+                  "ground_truth": [classes[c] for c in np.flatnonzero(np.asarray(dataset.targets[i]) > 0.5)]}
+        record.pop("seconds", None)
+        f.write(dumps(record) + "\n")
+    f.flush()
+
+
 @dataclass
 class RawOutputs:
     """What running the model over (part of) a dataset gives, before any metric: the outputs of the
@@ -225,9 +257,14 @@ class RawOutputs:
 
 def run_model(predictor: Predictor, dataset, batch_size: int = 16, workers: int = 2,
               progress: Progress | None = None, skip_bad: bool = False,
-              indices: list[int] | None = None, total: int | None = None) -> RawOutputs:
+              indices: list[int] | None = None, total: int | None = None, threshold: float = 0.5,
+              partial: str | os.PathLike | None = None) -> RawOutputs:
     """The model over the dataset's images (or those at `indices`, e.g. one rank's shard), in batches
-    of batch_size.  An unreadable photo raises DatasetError naming it, or, with skip_bad, is listed."""
+    of batch_size.  An unreadable photo raises DatasetError naming it, or, with skip_bad, is listed.
+    A model output that is NaN or infinite for an image (scores or box) stops the run naming the
+    image, or with skip_bad leaves it out and lists it.  With `partial`, each batch's predictions are
+    appended to that file as they are made, so a run stopped by a bad image keeps what it did (the
+    caller removes the file once the full predictions are written)."""
     cfg = predictor.cfg
     items: Dataset = _EvalItems(dataset, ImageTransform(cfg))
     if indices is not None:
@@ -242,23 +279,49 @@ def run_model(predictor: Predictor, dataset, batch_size: int = 16, workers: int 
     parts: list[RAMOutput] = []
     done = 0
     t0 = time.perf_counter()
-    with torch.inference_mode():
-        for images, index, widths, heights, errors in loader:
-            ok = [j for j, e in enumerate(errors) if not e]
-            for j, e in enumerate(errors):
-                if e:
-                    if not skip_bad:
-                        raise DatasetError(f"{e} (pass --skip-bad to leave unreadable images out)")
-                    skipped.append(e)
-            if ok:
-                if len(ok) < len(errors):
-                    images = images[ok]
-                parts.append(predictor.run_tensors(images))
-                kept += [int(index[j]) for j in ok]
-                sizes += [(int(widths[j]), int(heights[j])) for j in ok]
-            done += len(errors)
-            if progress is not None:
-                progress(done, n, time.perf_counter() - t0)
+    partial_file = open(partial, "w", encoding="utf-8") if partial is not None else None
+    try:
+        with torch.inference_mode():
+            for images, index, widths, heights, errors in loader:
+                ok = [j for j, e in enumerate(errors) if not e]
+                for j, e in enumerate(errors):
+                    if e:
+                        if not skip_bad:
+                            raise DatasetError(f"{e} (pass --skip-bad to leave unreadable images out)"
+                                               + _kept_note(partial, len(kept)))
+                        skipped.append(e)
+                if ok:
+                    if len(ok) < len(errors):
+                        images = images[ok]
+                    out = predictor.run_tensors(images)
+                    ok_rows = _finite_rows(out)
+                    for j, good in zip(ok, ok_rows):
+                        if not good:
+                            message = (f"{dataset.image_paths[int(index[j])]}: the model's scores or boxes for "
+                                       "this image are NaN or infinite")
+                            if not skip_bad:
+                                raise DatasetError(message + " (pass --skip-bad to leave such images out)"
+                                                   + _kept_note(partial, len(kept)))
+                            skipped.append(message)
+                    if not all(ok_rows):
+                        rows = [r for r, good in enumerate(ok_rows) if good]
+                        out = RAMOutput(*(getattr(out, f)[rows] for f in
+                                          ("logits", "global_logits", "step_logits", "transforms")))
+                        ok = [j for j, good in zip(ok, ok_rows) if good]
+                    if ok:
+                        parts.append(out)
+                        new = [int(index[j]) for j in ok]
+                        new_sizes = [(int(widths[j]), int(heights[j])) for j in ok]
+                        if partial_file is not None:
+                            _append_partial(partial_file, out, new, new_sizes, dataset, cfg, threshold)
+                        kept += new
+                        sizes += new_sizes
+                done += len(errors)
+                if progress is not None:
+                    progress(done, n, time.perf_counter() - t0)
+    finally:
+        if partial_file is not None:
+            partial_file.close()
     fields = ("logits", "global_logits", "step_logits", "transforms")
     if parts:
         outputs = RAMOutput(*(torch.cat([getattr(p, f) for p in parts]) for f in fields))
@@ -285,17 +348,18 @@ def evaluate_dataset(
     threshold: float = 0.5,
     skip_bad: bool = False,
     dataset_info: dict[str, Any] | None = None,
+    partial: str | os.PathLike | None = None,
 ) -> EvaluationResult:
     """Run the predictor over every image of a MultiLabelDataset and score the results.
 
-    Metrics use the dataset's eval_masks.  An unreadable photo raises DatasetError naming it, or,
-    with skip_bad, is left out and listed in report["skipped"].  progress(done, total, seconds) is
-    called after every batch.
+    Metrics use the dataset's eval_masks.  An unreadable photo (or a NaN / infinite model output)
+    raises DatasetError naming it, or, with skip_bad, is left out and listed in report["skipped"].
+    progress(done, total, seconds) is called after every batch; `partial`: see run_model.
     """
     if len(dataset) == 0:
         raise DatasetError(f"{getattr(dataset, 'name', 'dataset')}: no images to evaluate")
     _align_classes(list(predictor.cfg.class_names), list(dataset.class_names))  # before running anything
-    raw = run_model(predictor, dataset, batch_size, workers, progress, skip_bad)
+    raw = run_model(predictor, dataset, batch_size, workers, progress, skip_bad, threshold=threshold, partial=partial)
     return result_from_outputs(predictor, dataset, raw, threshold=threshold, dataset_info=dataset_info)
 
 
@@ -377,7 +441,7 @@ def score_outputs(
         date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         **(extra or {}),
     )
-    report = _nan_to_none(report)
+    report = finite(report)
     return EvaluationResult(
         report=report,
         class_names=classes,
@@ -416,12 +480,22 @@ def evaluate_to_folder(
     progress: Progress | None = None,
     log: Callable[[str], None] | None = None,
 ) -> tuple[EvaluationResult, dict[str, Path]]:
-    """build_dataset + evaluate_dataset + write_evaluation: what the CLI and the app's page both do."""
-    dataset = evaluation_dataset(kind, root, split, skip_bad=skip_bad, limit=limit, log=log)
-    result = evaluate_dataset(predictor, dataset, batch_size=batch_size, workers=workers, progress=progress,
-                              threshold=threshold, skip_bad=skip_bad,
-                              dataset_info=dataset_info(kind, root, split, limit))
-    return result, write_evaluation(result, out_dir, compress=compress)
+    """evaluation_dataset + evaluate_dataset + write_evaluation: what the CLI and the app's page both do.
+
+    The output folder is checked first (output_folder.check_output_folder: not a file, writable, holding
+    nothing but an earlier evaluation) and held for the run (output_lock); predictions are appended to
+    predictions.partial.jsonl as they are made and replaced by predictions.jsonl at the end."""
+    out = check_output_folder(out_dir, EVALUATION_FILES, "evaluation's output folder")
+    with output_lock(out):
+        dataset = evaluation_dataset(kind, root, split, skip_bad=skip_bad, limit=limit, log=log)
+        partial = out / PARTIAL_FILE
+        result = evaluate_dataset(predictor, dataset, batch_size=batch_size, workers=workers, progress=progress,
+                                  threshold=threshold, skip_bad=skip_bad, partial=partial,
+                                  dataset_info=dataset_info(kind, root, split, limit))
+        result.report["skipped"] = list(dataset.skipped) + list(result.report.get("skipped") or [])
+        paths = write_evaluation(result, out, compress=compress)
+        partial.unlink(missing_ok=True)
+    return result, paths
 
 
 def evaluation_dataset(kind: str, root: str | os.PathLike, split: str | None, *, skip_bad: bool = False,
@@ -459,19 +533,6 @@ def evaluation_summary(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _atomic_text(path: Path, lines: Iterator[str], compress: bool = False) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    opener = gzip.open if compress else open
-    try:
-        with opener(tmp, "wt", encoding="utf-8") as f:
-            for line in lines:
-                f.write(line)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def write_evaluation(result: EvaluationResult, out_dir: str | os.PathLike, compress: bool = False,
                      columns: bool = True) -> dict[str, Path]:
     """Write report.json, predictions.jsonl (.gz with compress) and, with columns, predictions.npz
@@ -486,7 +547,7 @@ def write_evaluation(result: EvaluationResult, out_dir: str | os.PathLike, compr
     pred_name = PREDICTIONS_FILE + (".gz" if compress else "")
     report = dict(result.report, predictions=pred_name)
     pred_path = out / pred_name
-    _atomic_text(pred_path, (json.dumps(r, allow_nan=False) + "\n" for r in result.records()), compress)
+    atomic_write_text(pred_path, (dumps(r) + "\n" for r in result.records()), compress)
     for stale in (out / PREDICTIONS_FILE, out / (PREDICTIONS_FILE + ".gz")):
         if stale != pred_path and stale.exists():
             stale.unlink()
@@ -497,7 +558,7 @@ def write_evaluation(result: EvaluationResult, out_dir: str | os.PathLike, compr
     elif (out / COLUMNS_FILE).exists():
         (out / COLUMNS_FILE).unlink()
     report_path = out / REPORT_FILE
-    _atomic_text(report_path, iter([json.dumps(report, indent=2, allow_nan=False) + "\n"]))
+    atomic_write_text(report_path, [dumps(report, indent=2) + "\n"])
     return {"report": report_path, **paths}
 
 
@@ -509,16 +570,29 @@ def find_predictions(eval_dir: str | os.PathLike) -> Path | None:
     return None
 
 
+def _no_constants(name: str):
+    """json.loads(parse_constant=...): NaN and Infinity are not JSON, and a score that is one is wrong."""
+    raise ValueError(f"holds {name}, which is not a number RAM Studio writes (a damaged or foreign file)")
+
+
 def load_report(eval_dir: str | os.PathLike) -> dict[str, Any]:
     path = Path(eval_dir) / REPORT_FILE
     if not path.is_file():
         raise EvaluationError(f"{eval_dir}: no {REPORT_FILE} (write one with `python -m ram_core evaluate`)")
     try:
-        report = json.loads(path.read_text(encoding="utf-8"))
+        report = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constants)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise EvaluationError(f"{path}: not a readable JSON report ({exc})") from None
-    if not isinstance(report, dict) or "per_class_ap" not in report:
-        raise EvaluationError(f"{path}: not an evaluation report (no per_class_ap)")
+    except RecursionError:
+        raise EvaluationError(f"{path}: the JSON nests too deeply to be a report") from None
+    except ValueError as exc:
+        raise EvaluationError(f"{path}: {exc}") from None
+    if not isinstance(report, dict) or not isinstance(report.get("per_class_ap"), dict):
+        raise EvaluationError(f"{path}: not an evaluation report (no per_class_ap table); its report and "
+                              "predictions do not describe an evaluation")
+    if not isinstance(report.get("class_names", []), list):
+        raise EvaluationError(f"{path}: its class_names is not a list; its report and predictions do not "
+                              "describe an evaluation")
     report.setdefault("class_names", list(report["per_class_ap"]))
     return report
 
@@ -537,9 +611,13 @@ def load_evaluation(eval_dir: str | os.PathLike) -> tuple[dict[str, Any], list[d
                 if not line.strip():
                     continue
                 try:
-                    record = json.loads(line)
+                    record = json.loads(line, parse_constant=_no_constants)
                 except json.JSONDecodeError as exc:
                     raise EvaluationError(f"{path}, line {lineno}: not JSON ({exc})") from None
+                except RecursionError:
+                    raise EvaluationError(f"{path}, line {lineno}: the JSON nests too deeply") from None
+                except ValueError as exc:
+                    raise EvaluationError(f"{path}, line {lineno}: {exc}") from None
                 if not isinstance(record, dict) or "scores" not in record:
                     raise EvaluationError(f"{path}, line {lineno}: not a prediction record (no scores)")
                 predictions.append(record)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, MutableMapping
 
+from . import served
+
 KEPT_KEY = "inspect.kept"  # {sha256 of the bytes: KeptPhoto}, oldest first
 SEEN_KEY = "inspect.seen_uploads"  # file ids of uploads already taken in (a removed one stays removed)
 SHOWN_KEY = "inspect.uploader_ids"  # file ids the uploader held at the page's last run
@@ -68,7 +70,7 @@ def _file_id(f: Any) -> str:
 def take_sent(state: MutableMapping[str, Any]) -> str | None:
     """Keep the photo the Evaluate page sent (once: the hand-off key is cleared); its digest, if any."""
     sent = state.pop(SENT_KEY, None)
-    if not sent or not Path(sent).is_file():
+    if not sent or not Path(sent).is_file() or not served.may_read(sent):  # served: inside the roots only
         return None
     photo = KeptPhoto(Path(sent).name, Path(sent).read_bytes(), "evaluate")
     _add(state, photo)

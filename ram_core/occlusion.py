@@ -33,6 +33,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from . import finite_json
 from .config import RAMConfig
 from .errors import RAMError
 from .head_hooks import head_output, mirror_boxes, view_features
@@ -342,9 +343,9 @@ def dataset_occlusion(predictor: Predictor, result, *, seed: int = 0, batch_size
 def write_occlusion(stats: dict[str, Any], out_dir: str | os.PathLike) -> Path:
     path = Path(out_dir) / OCCLUSION_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(stats, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    from .output_folder import atomic_write_text
+
+    atomic_write_text(path, [finite_json.dumps(stats, indent=2) + "\n"])
     return path
 
 

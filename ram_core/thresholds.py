@@ -20,6 +20,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from . import finite_json
 from . import metrics
 from .locations import ASSETS_DIR, work_dir
 
@@ -37,9 +38,9 @@ def parse_class_thresholds(value: Any, class_names: Sequence[str]) -> dict[str, 
     out = {}
     for name, t in value.items():
         if name not in known:
-            raise ValueError(f"class_thresholds names {name!r}, which is not one of the model's classes")
+            raise ValueError(f"class_thresholds names {str(name)[:60]!r}, which is not one of the model's classes")
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not (0.0 <= float(t) <= 1.0):
-            raise ValueError(f"class_thresholds[{name!r}] must be a number between 0 and 1, got {t!r}")
+            raise ValueError(f"class_thresholds[{name!r}] must be a number between 0 and 1, got {str(t)[:40]}")
         out[str(name)] = float(t)
     return out
 
@@ -132,9 +133,9 @@ def add_to_report(report_path: str | os.PathLike, extra: Mapping[str, Any]) -> N
     path = Path(report_path)
     report = json.loads(path.read_text(encoding="utf-8"))
     report.update(extra)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    from .output_folder import atomic_write_text
+
+    atomic_write_text(path, [finite_json.dumps(report, indent=2) + "\n"])
 
 
 def evaluated_checkpoint(report: Mapping[str, Any], eval_dir: str | os.PathLike | None = None) -> Path | None:
@@ -181,5 +182,5 @@ def write_checkpoint_copy(checkpoint: str | os.PathLike, out: str | os.PathLike,
     chosen_on = display_path(chosen_on) if chosen_on and os.path.isabs(chosen_on) else chosen_on
     info.provenance = {**info.provenance, "class_thresholds_from": chosen_on or "unknown",
                        "class_thresholds_rule": "max F1 per class"}
-    _atomic_write(dst, save(load(blob), metadata={META_KEY: json.dumps(info.to_metadata())}))
+    _atomic_write(dst, save(load(blob), metadata={META_KEY: finite_json.dumps(info.to_metadata())}))
     return dst

@@ -55,14 +55,32 @@ PHASE_TEXT = {"starting": "Starting the training process", "data": "Reading the 
 def resolve_data_root(text: str) -> Path:
     """A dataset folder as the user typed it: '~' expanded, relative paths from the repository.
     The one place a typed data path enters the app (a later access check belongs here)."""
+    from .served import resolve_read
+
     text = (text or "").strip()
     if not text:
         raise DatasetError("give the dataset folder")
-    path = Path(text).expanduser()
-    path = path if path.is_absolute() else ROOT / path
+    path = resolve_read(text, "The dataset folder", local_base=ROOT)  # refused outside the served roots
     if not path.is_dir():
         raise DatasetError(f"{text}: no such folder on this machine")
     return path
+
+
+def check_served_paths(spec: JobSpec) -> None:
+    """Served mode: every file a job would read is inside the served roots (PathRefused otherwise): the
+    dataset folder, a labels file or split named by path, and --backbone-weights, as the job's command
+    line has them (options typed under "More options" included).  Local mode: nothing."""
+    from . import served
+
+    if not served.is_served():
+        return
+    args = spec.check()  # what the job will really run: "More options" may repeat --root or --split
+    if args.data == "synthetic":  # generated into its folder when missing: that folder is written to
+        served.resolve_write(args.root, "The synthetic dataset's folder")
+    served.check_dataset_paths(args.data, args.root, (args.split, args.val_split))
+    weights = getattr(args, "backbone_weights", None)
+    if weights and weights != "random":
+        served.resolve_read(weights, "The backbone weights file")
 
 
 def uploads_dir(queue: JobQueue) -> Path:

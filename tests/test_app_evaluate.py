@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from ram_core.safe_text import unmd
 from ram_core.backbones import RANDOM_INIT
 from ram_core.checkpoints import CheckpointInfo, save_checkpoint
 from ram_core.config import RAMConfig
@@ -160,11 +161,11 @@ def test_photos_moved_elsewhere_are_placeholders_until_the_root_is_given(setup, 
     at.switch_page("pages/2_Evaluate.py").run()
     at.segmented_control(key="evaluate.browse_kind").set_value("all").run()
     no_exception(at)
-    assert any("not at their saved paths" in i.value for i in at.info)
+    assert any("not at their saved paths" in unmd(i.value) for i in at.info)
     inspect = [b for b in at.button if b.key and b.key.startswith("evaluate.inspect.")]
     assert len(inspect) == 12 and all(b.disabled for b in inspect)
     at.text_input(key="evaluate.root_override").set_value(str(setup["scenes"])).run()
     no_exception(at)
-    assert not any("not at their saved paths" in i.value for i in at.info)
+    assert not any("not at their saved paths" in unmd(i.value) for i in at.info)
     inspect = [b for b in at.button if b.key and b.key.startswith("evaluate.inspect.")]
     assert len(inspect) == 12 and not any(b.disabled for b in inspect)

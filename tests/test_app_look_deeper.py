@@ -10,6 +10,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
+from ram_core.safe_text import unmd
 from ram_core import app_support as app
 from ram_core.backbones import RANDOM_INIT
 from ram_core.checkpoints import save_checkpoint
@@ -78,7 +79,7 @@ def test_an_empty_typed_box_gives_a_message(models, monkeypatch):
     number(at, "x1").set_value(50)
     next(b for b in at.button if b.label == "Probe this box").click().run()
     assert not at.exception
-    assert any("cannot be probed" in e.value and "less than one pixel" in e.value for e in at.error)
+    assert any("cannot be probed" in e.value and "less than one pixel" in unmd(e.value) for e in at.error)
 
 
 def test_the_occlusion_button_shows_each_steps_effect(models, monkeypatch):
@@ -96,7 +97,7 @@ def test_the_occlusion_button_shows_each_steps_effect(models, monkeypatch):
 
 def test_heads_without_steps_say_they_cannot_be_probed_or_occluded(models, monkeypatch):
     at = open_inspect(models["base"], monkeypatch)
-    infos = " ".join(i.value for i in at.info)
+    infos = " ".join(unmd(i.value) for i in at.info)
     assert "cannot be probed this way" in infos and "no step region to remove" in infos
     assert not specs_of(at, "probe")
 

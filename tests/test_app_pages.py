@@ -11,6 +11,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
+from ram_core.safe_text import unmd
 from ram_core import app_support as app
 from ram_core.checkpoints import save_checkpoint
 from ram_core.config import RAMConfig
@@ -118,7 +119,7 @@ def test_bad_uploads_give_messages_and_the_good_image_still_works(inspect_page):
     at = upload(inspect_page, ("notes.jpg", b"just some text"), ("astronaut.jpg", photo),
                 ("cut.jpg", photo[:600]), ("bomb.png", huge_png_header()))
     assert not at.exception
-    errors = " ".join(e.value for e in at.error)
+    errors = " ".join(unmd(e.value) for e in at.error)
     assert "notes.jpg: not an image" in errors
     assert "cut.jpg" in errors and "truncated" in errors
     assert "bomb.png" in errors and "decompression bomb" in errors
@@ -141,10 +142,10 @@ def test_missing_default_model_gives_a_message_not_a_traceback(monkeypatch, tmp_
     monkeypatch.setenv(app.ENV_CHECKPOINT, str(tmp_path / "not_trained_yet.safetensors"))
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     assert not at.exception
-    assert any("not in this copy" in i.value for i in at.info)
+    assert any("not in this copy" in unmd(i.value) for i in at.info)
     at.switch_page(INSPECT).run()
     assert not at.exception
-    assert any("not in this copy" in i.value and "python -m ram_core train" in i.value for i in at.info)
+    assert any("not in this copy" in i.value and "python -m ram_core train" in unmd(i.value) for i in at.info)
     assert not at.get("plotly_chart")
 
 
@@ -158,7 +159,7 @@ def test_model_choice_is_shared_between_pages(checkpoint, monkeypatch, tmp_path)
     choice.set_value(str(other.resolve())).run()
     assert {m.label: m.value for m in at.metric}["Steps (K)"] == "2"
     at.switch_page(INSPECT).run()
-    assert not at.exception and not any("not in this copy" in i.value for i in at.info)  # not the missing default
+    assert not at.exception and not any("not in this copy" in unmd(i.value) for i in at.info)  # not the missing default
     assert at.sidebar.selectbox(key="ram_studio.w.checkpoint").value == str(other.resolve())
     at = upload(at, ("astronaut.jpg", SAMPLE.read_bytes()))
     assert drawn_boxes(plotly_specs(at)["attention"]) == ["Step 1", "Step 2"]
@@ -179,7 +180,7 @@ def test_an_uploaded_checkpoint_is_used_with_its_metadata(checkpoint, monkeypatc
     uploader.set_value(("evil.safetensors", b"PK\x03\x04 pickled zip", "application/octet-stream"))
     at.run()
     assert not at.exception
-    assert any("pickle" in e.value for e in at.error)
+    assert any("pickle" in unmd(e.value) for e in at.error)
 
 
 def test_an_image_sent_from_the_evaluate_page_opens_in_inspect(inspect_page):

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from ram_core.safe_text import unmd
 from ram_core.data.synthetic import make_synthetic_folder
 from ram_core.jobs import ACTIVE, JobQueue, recipe_values
 from ram_core.jobs.store import ENV_CACHE_DIR, ENV_JOBS_DIR
@@ -67,7 +68,7 @@ def test_the_page_previews_classes_with_counts_and_warns_about_rare_ones(jobs, p
     root, _ = photos
     at = open_train(jobs)
     assert at.title[0].value == "Train"
-    assert any("No training is running" in i.value for i in at.info)
+    assert any("No training is running" in unmd(i.value) for i in at.info)
     # a folder where one class has a single photo
     rare = tmp_path / "rare"
     (rare / "images").mkdir(parents=True)
@@ -81,7 +82,7 @@ def test_the_page_previews_classes_with_counts_and_warns_about_rare_ones(jobs, p
     table = classes_table(at)
     assert table["class"].tolist() == ["circle", "square", "unicorn"]
     assert table["training photos"].sum() + table["validation photos"].sum() == 6 + 6 + 1
-    warnings = " ".join(w.value for w in at.warning)
+    warnings = " ".join(unmd(w.value) for w in at.warning)
     assert "unicorn" in warnings and ("Fewer than 5" in warnings or "No training photo" in warnings)
     assert not at.button(key="train.start").disabled
 
@@ -104,17 +105,17 @@ def test_bad_input_gets_messages_naming_the_problem(jobs, photos, tmp_path):
     at = open_train(jobs)
     at.text_input(key="train.root").set_value(str(tmp_path / "nowhere")).run()
     no_exception(at)
-    assert any("no such folder" in e.value for e in at.error)
+    assert any("no such folder" in unmd(e.value) for e in at.error)
     assert at.button(key="train.start").disabled
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "labels.csv").write_text("image,labels\nx.jpg,cat\n\ny.jpg,dog,extra\n")
     at.text_input(key="train.root").set_value(str(bad)).run()
-    assert any("labels.csv, line" in e.value for e in at.error), [e.value for e in at.error]
+    assert any("labels.csv, line" in unmd(e.value) for e in at.error), [unmd(e.value) for e in at.error]
     at.text_input(key="train.root").set_value(str(root)).run()
     at.text_input(key="train.extra").set_value("--bogus-option").run()
     no_exception(at)
-    assert any("unrecognized arguments: --bogus-option" in e.value for e in at.error)
+    assert any("unrecognized arguments: --bogus-option" in unmd(e.value) for e in at.error)
 
 
 def test_an_uploaded_zip_is_unpacked_and_previewed_and_a_bad_one_is_refused(jobs, photos):
@@ -138,7 +139,7 @@ def test_an_uploaded_zip_is_unpacked_and_previewed_and_a_bad_one_is_refused(jobs
         z.writestr("../escape.jpg", b"x")
     _upload(at, "evil.zip", evil.getvalue())
     no_exception(at)
-    assert any("outside its folder" in e.value for e in at.error)
+    assert any("outside its folder" in unmd(e.value) for e in at.error)
 
 
 def _upload(at: AppTest, name: str, data: bytes) -> None:
@@ -169,7 +170,7 @@ def test_a_short_run_started_from_the_page_ends_with_curves_and_opens_in_evaluat
     at.text_input(key="train.extra").set_value(TINY)
     at.text_input(key="train.name").set_value("page-run").run()
     no_exception(at)
-    assert not at.error, [e.value for e in at.error]
+    assert not at.error, [unmd(e.value) for e in at.error]
     at.button(key="train.start").click().run()
     no_exception(at)
     job = jobs.jobs()[0]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from ram_core.safe_text import unmd
 from ram_core import app_support as app
 from ram_core.data import make_synthetic_voc
 from test_bad_input_cli import (BAD_CHECKPOINTS, PWNED, SHAPES, TINY_CLASSES, bad_checkpoints, bad_images,
@@ -77,7 +78,7 @@ def test_every_bad_upload_is_named_and_every_good_one_is_shown(checkpoint, monke
     names = [n for k in range(max(len(good), len(bad))) for n in (list(good)[k:k + 1] + list(bad)[k:k + 1])]
     files = [(n, (good.get(n) or bad[n])[0]) for n in names]  # bad files between good ones
     at = upload_images(start(INSPECT), files)
-    errors = [e.value for e in at.error]
+    errors = [unmd(e.value) for e in at.error]
     assert len(errors) == len(bad), errors
     for name, (_, message) in bad.items():
         assert any(f"{name}:" in e and message in e for e in errors), (name, errors)
@@ -103,7 +104,7 @@ def test_bad_checkpoint_uploads_are_messages_and_a_good_one_then_works(checkpoin
         # the uploader takes .safetensors only: a torch.save zip has to come renamed
         upload_name = name if name.endswith(".safetensors") else name.replace(".", "_") + ".safetensors"
         upload_checkpoint(at, upload_name, data)
-        errors = " ".join(e.value for e in at.error)
+        errors = " ".join(unmd(e.value) for e in at.error)
         assert upload_name in errors and BAD_CHECKPOINTS[name] in errors, (name, errors)
         assert any(w.value == "No model loaded." for w in at.sidebar.warning)
         assert not at.get("plotly_chart")
@@ -174,7 +175,7 @@ def test_a_damaged_dataset_is_a_named_error_on_the_evaluate_page(damage, named, 
     else:
         jpg.write_bytes(jpg.read_bytes()[:300])
     at = run_evaluation(evaluate_page, root)
-    errors = " ".join(e.value for e in at.error)
+    errors = " ".join(unmd(e.value) for e in at.error)
     assert "could not run" in errors and f"{victim}{named}" in errors and problem in errors, errors
     assert not (tmp_path / "out" / "report.json").exists()
 
@@ -183,7 +184,7 @@ def test_a_dataset_with_no_class_of_the_model_is_a_clear_error(evaluate_page, tm
     root = tmp_path / "data"
     make_synthetic_voc(root, 4, image_size=48, classes=["diamond", "ring"], seed=6)
     at = run_evaluation(evaluate_page, root)
-    errors = " ".join(e.value for e in at.error)
+    errors = " ".join(unmd(e.value) for e in at.error)
     assert "no class in common" in errors and "diamond" in errors and "circle" in errors
 
 
@@ -197,5 +198,5 @@ def test_a_damaged_saved_evaluation_is_a_message(shapes_checkpoint, monkeypatch,
     monkeypatch.setenv(app.ENV_CHECKPOINT, str(shapes_checkpoint))
     monkeypatch.setenv(ENV_EVAL_DIR, str(tmp_path / "evaluations"))
     at = start(EVALUATE)
-    errors = " ".join(e.value for e in at.error)
+    errors = " ".join(unmd(e.value) for e in at.error)
     assert "cannot be read" in errors and "report.json" in errors, errors

@@ -332,8 +332,9 @@ def test_folder_unknown_class_missing_photo_and_broken_json(tmp_path):
 def test_folder_csv_without_header_or_rows_is_an_error(tmp_path):
     make_folder(tmp_path)
     (tmp_path / "bad.csv").write_text("x.jpg,cat\n")
-    with pytest.raises(DatasetError, match=r"bad\.csv: the first row must be a header"):
+    with pytest.raises(DatasetError, match=r"bad\.csv, line 1: the first row must be a header") as err:
         FolderDataset(tmp_path, "bad.csv")
+    assert "x.jpg" not in str(err.value)  # the line itself is not quoted: it may be any file's first line
     (tmp_path / "empty.csv").write_text("image,labels\n")
     with pytest.raises(DatasetError, match=r"empty\.csv"):
         FolderDataset(tmp_path, "empty.csv")

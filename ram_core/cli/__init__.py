@@ -12,6 +12,7 @@ import os
 import sys
 
 from ..errors import RAMError
+from ..safe_text import plain
 
 COMMANDS = ("predict", "probe", "train", "evaluate", "columns", "thresholds", "info", "export", "app")
 
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except RAMError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {plain(exc)}", file=sys.stderr)  # file names and labels may hold terminal escapes
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

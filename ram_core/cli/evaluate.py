@@ -12,6 +12,8 @@ from pathlib import Path
 
 from .train import add_data_args
 
+from ..safe_text import plain
+
 DEFAULT_SPLIT = {"voc": "test", "coco": "val", "folder": None, "synthetic": "test"}
 
 
@@ -60,10 +62,39 @@ def _progress_bar(disable: bool, desc: str = "evaluate"):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..checkpoints import update_evaluation
-    from ..evaluation import evaluate_to_folder, evaluation_summary
-    from ..evaluation_distributed import evaluate_to_folder_distributed, init_distributed
+    from ..evaluation import EVALUATION_FILES
+    from ..output_folder import check_output_folder
+
+    check_arguments(args)
+    # --out first: a folder that cannot be used is found before the model loads, not after the work
+    check_output_folder(args.out, EVALUATION_FILES, "--out folder", create=False)
+    return _run(args)
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Numbers that cannot work, refused with the option's name before anything starts."""
+    import math
+
+    from ..errors import RAMError
+
+    problems = []
+    if args.batch_size < 1:
+        problems.append(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.workers < 0:
+        problems.append(f"--workers must be 0 or more, got {args.workers}")
+    if not (math.isfinite(args.threshold) and 0.0 <= args.threshold <= 1.0):
+        problems.append(f"--threshold must be between 0 and 1, got {args.threshold}")
+    if args.limit is not None and args.limit < 1:
+        problems.append(f"--limit must be at least 1, got {args.limit}")
+    if problems:
+        raise RAMError("; ".join(problems))
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..evaluation import EVALUATION_FILES
+    from ..evaluation_distributed import init_distributed
     from ..inference import Predictor, device_label, resolve_device
+    from ..output_folder import check_output_folder, output_lock
 
     split = args.split if args.split is not None else DEFAULT_SPLIT[args.data]
     use_cuda = resolve_device(args.device).type == "cuda"
@@ -77,9 +108,21 @@ def run(args: argparse.Namespace) -> int:
         from ..occlusion import require_steps
 
         require_steps(predictor.cfg)
+    out = check_output_folder(args.out, EVALUATION_FILES, "--out folder")
+    if ctx is not None and ctx.rank != 0:  # rank 0 holds the folder's lock for the whole run
+        return _evaluate(args, predictor, split, ctx)
+    with output_lock(out):  # the report, predictions and extras of one run, never mixed with another's
+        return _evaluate(args, predictor, split, ctx)
+
+
+def _evaluate(args: argparse.Namespace, predictor, split: str | None, ctx) -> int:
+    from ..checkpoints import update_evaluation
+    from ..evaluation import evaluate_to_folder, evaluation_summary
+    from ..evaluation_distributed import evaluate_to_folder_distributed
+
     common = dict(batch_size=args.batch_size, workers=args.workers, threshold=args.threshold, skip_bad=args.skip_bad,
                   limit=args.limit, compress=args.compress, progress=_progress_bar(args.no_progress),
-                  log=lambda m: print(m, file=sys.stderr))
+                  log=lambda m: print(plain(m), file=sys.stderr))
     if ctx is None:
         result, paths = evaluate_to_folder(predictor, args.data, args.root, split, args.out, **common)
     else:
@@ -97,6 +140,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"mAP {fmt(r['mAP'])}  CF1 {fmt(r['CF1'])}  OF1 {fmt(r['OF1'])}  "
           f"(top-3: CF1 {fmt(r['top3']['CF1'])}  OF1 {fmt(r['top3']['OF1'])})  "
           f"on {r['num_images']} images, {fmt(r['images_per_second'])} images/s")
+    if r["skipped"]:
+        print(plain(f"left out {len(r['skipped'])} bad item(s), e.g. {r['skipped'][0]}"), file=sys.stderr)
+    if r["classes_not_in_model"]:
+        print(plain(f"not evaluated (the model does not know them): {', '.join(r['classes_not_in_model'])}"),
+              file=sys.stderr)
     hits, div = r.get("box_hit_rates") or {}, r.get("step_diversity") or {}
     if hits.get("hit_rate") is not None:
         print(f"step box centres on an object: {fmt(hits['hit_rate'])}% "
@@ -105,11 +153,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"objects visited by the steps on {div['num_images']} photos with 2+ objects: "
               f"{fmt(div['objects_visited'])} (another photo's: {fmt(div['objects_visited_other'])}); "
               f"all steps on one object: {fmt(div['all_on_one_object'])}%")
-    if r["skipped"]:
-        print(f"left out {len(r['skipped'])} unreadable image(s), e.g. {r['skipped'][0]}", file=sys.stderr)
-    if r["classes_not_in_model"]:
-        print(f"not evaluated (the model does not know them): {', '.join(r['classes_not_in_model'])}",
-              file=sys.stderr)
     print(f"wrote {paths['report']}, {paths['predictions']}"
           + (f" and {paths['columns']}" if "columns" in paths else ""))
     from ..evaluation_extras import add_evaluation_extras

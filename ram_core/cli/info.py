@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 
+from .. import finite_json
 from ..backbones import get_backbone_spec, list_backbones
 from ..checkpoints import read_metadata
 from ..inference import default_checkpoint
@@ -31,5 +31,5 @@ def run(args: argparse.Namespace) -> int:
     # which recipe it was trained with, and every field where it is not the paper's model
     meta["preset"] = cfg.preset or "(none)"
     meta["departures_from_paper"] = departures_from_paper(cfg)
-    print(json.dumps(meta, indent=2))
+    print(finite_json.dumps(meta, indent=2))
     return 0

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
+from ..safe_text import plain, plain_lines
+from .. import finite_json
 from ..errors import ImageReadError
 from ..imageio import open_image
 from ..inference import Predictor, device_label
@@ -44,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     predictor.batch_size = max(1, args.batch_size)
     class_thresholds = None if args.single_threshold else predictor.info.class_thresholds
     if not args.json:
-        print(f"model: {predictor.info.source} on {device_label(predictor.device)}", file=sys.stderr)
+        print(f"model: {plain(predictor.info.source)} on {device_label(predictor.device)}", file=sys.stderr)
         if class_thresholds:
             print(f"labels: the checkpoint's per-class thresholds ({len(class_thresholds)} classes; "
                   "--single-threshold to use --threshold for all)", file=sys.stderr)
@@ -53,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
 
     def flush() -> None:
         for trace in predictor.predict(pending, args.threshold, class_thresholds):
-            print(json.dumps(trace.to_json()) if args.json else format_trace(trace, args.top), flush=True)
+            text = finite_json.dumps(trace.to_json()) if args.json else plain_lines(format_trace(trace, args.top))
+            print(text, flush=True)
         pending.clear()
 
     for path in args.images:
@@ -61,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
             pending.append((path, open_image(path)))
         except ImageReadError as exc:
             failed += 1
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {plain(exc)}", file=sys.stderr)
         if len(pending) >= predictor.batch_size:
             flush()
     flush()

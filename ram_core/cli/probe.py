@@ -8,9 +8,10 @@ with the M of that rectangle and read by the head as one step after the global s
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
+from ..safe_text import plain
+from .. import finite_json
 from ..imageio import open_image
 from ..inference import Predictor, device_label
 from ..probe import PROBE_EXPLANATION, check_probe_head, probe_regions
@@ -37,19 +38,19 @@ def run(args: argparse.Namespace) -> int:
     trace = predictor.predict_one(args.image, image)
     top = max(1, args.top)
     if args.json:
-        print(json.dumps({
+        print(finite_json.dumps({
             "image": args.image, "width": image.width, "height": image.height, "method": PROBE_EXPLANATION,
             "probes": [p.to_json(top) for p in probes],
             "steps": [{"step": s.step, "box": s.box, "top": [[c, p] for c, p in s.top(top)]} for s in trace.steps],
         }))
         return 0
     print(f"model: {predictor.info.source} on {device_label(predictor.device)}", file=sys.stderr)
-    print(f"{args.image}  ({image.width}x{image.height})")
+    print(plain(f"{args.image}  ({image.width}x{image.height})"))
     for n, p in enumerate(probes, 1):
         box = ", ".join(f"{v:.0f}" for v in p.box)
-        print(f"  probe {n}: box [{box}]  " + ", ".join(f"{c} {v:.2f}" for c, v in p.top(top)))
+        print(plain(f"  probe {n}: box [{box}]  " + ", ".join(f"{c} {v:.2f}" for c, v in p.top(top))))
     for s in trace.steps:
         box = ", ".join(f"{v:.0f}" for v in s.box)
-        print(f"  step {s.step}:  box [{box}]  " + ", ".join(f"{c} {v:.2f}" for c, v in s.top(top)))
+        print(plain(f"  step {s.step}:  box [{box}]  " + ", ".join(f"{c} {v:.2f}" for c, v in s.top(top))))
     print(f"  ({PROBE_EXPLANATION})")
     return 0

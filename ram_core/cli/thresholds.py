@@ -11,6 +11,8 @@ import argparse
 import json
 from pathlib import Path
 
+from ..safe_text import plain
+from .. import finite_json
 from ..errors import CheckpointError
 
 
@@ -54,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
         out = write_checkpoint_copy(ckpt, args.out or default_copy_path(ckpt), chosen, chosen_on=str(eval_dir))
     if args.json:
         rows = json.loads(table.to_json(orient="records"))
-        print(json.dumps({"evaluation": str(eval_dir), "single_threshold": data.threshold, "class_thresholds": chosen,
+        print(finite_json.dumps({"evaluation": str(eval_dir), "single_threshold": data.threshold,
+                                 "class_thresholds": chosen,
                           "classes": rows, "checkpoint": str(out) if out else None}))
         return 0
     print(f"{'class':16s} {'positives':>9s} {'threshold':>9s} {'F1 @ ' + format(data.threshold, '.2f'):>10s} "
@@ -62,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     for row in table.itertuples(index=False):
         f = lambda v: "—" if v != v else f"{v:.1f}"  # noqa: E731  (nan: no positives or no predictions)
         own = f"{row.threshold:.4f}" if row[0] in chosen else "(single)"
-        print(f"{row[0]:16s} {row.positives:9d} {own:>9s} {f(row[3]):>10s} {f(row[4]):>10s}")
+        print(f"{plain(row[0]):16s} {row.positives:9d} {own:>9s} {f(row[3]):>10s} {f(row[4]):>10s}")
     mean = lambda col: table[col].mean(skipna=True)  # noqa: E731
     print(f"mean F1 over classes: {mean('F1 @ single'):.1f} at {data.threshold:.2f}, {mean('F1 @ class'):.1f} at the "
           f"per-class thresholds (chosen on this evaluation: judge them on another split)")

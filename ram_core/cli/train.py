@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from ..config import CLASSIFICATION_LOSSES, FUSIONS, HEADS, IMAGENET_MODES, REGION_ENCODERS, LossConfig, RAMConfig
+from ..safe_text import plain
 
 # What a model option means when neither it nor a preset says otherwise.
 MODEL_DEFAULTS: dict[str, Any] = {
@@ -233,16 +234,51 @@ def options_from_args(args: argparse.Namespace, train_set, data: dict[str, Any])
     )
 
 
+def check_train_arguments(args: argparse.Namespace) -> None:
+    """Refuse options that cannot train, before any data is read: --epochs 0, a batch of 0, a learning rate
+    that is not a positive finite number, and model sizes outside config.CONFIG_BOUNDS (the same bounds a
+    checkpoint is read with).  Raises RAMError naming every problem found."""
+    import math
+
+    from ..config import ConfigBoundsError, check_config_dict
+    from ..errors import RAMError
+
+    problems = []
+    ranges = {"epochs": (1, 100_000), "batch_size": (1, 65_536), "workers": (0, 256), "min_positives": (1, 10**9)}
+    for name, (lo, hi) in ranges.items():
+        value = getattr(args, name, None)
+        if value is not None and not lo <= value <= hi:
+            problems.append(f"--{name.replace('_', '-')} must be between {lo} and {hi}, got {value}")
+    for name, positive in (("lr", True), ("backbone_lr", True), ("weight_decay", False)):
+        value = getattr(args, name, None)
+        if value is not None and not (math.isfinite(value) and (value > 0 if positive else value >= 0) and value <= 10):
+            low = "above" if positive else "of at least"
+            problems.append(f"--{name.replace('_', '-')} must be a finite number {low} 0 and at most 10, got {value}")
+    fraction = getattr(args, "val_fraction", None)
+    if fraction is not None and not (math.isfinite(fraction) and 0 < fraction < 1):
+        problems.append(f"--val-fraction must be between 0 and 1 (exclusive), got {fraction}")
+    if not problems:
+        try:
+            check_config_dict(config_from_args(args, ["class"]).to_dict())
+        except (ConfigBoundsError, ValueError, TypeError) as exc:
+            problems.append(f"the model options do not describe a model: {exc}")
+    if problems:
+        raise RAMError("; ".join(problems))
+
+
 def run(args: argparse.Namespace) -> int:
     from ..training.loop import train
 
+    check_train_arguments(args)
     train_set, val_set, data = datasets_from_args(args)
     for ds in (train_set, val_set):
         if ds is not None and ds.skipped:
-            print(f"{ds.name}: skipped {len(ds.skipped)} malformed item(s), e.g. {ds.skipped[0]}")
+            print(plain(f"{ds.name}: skipped {len(ds.skipped)} malformed item(s), e.g. {ds.skipped[0]}"))
     cfg = config_from_args(args, list(train_set.class_names))
     result = train(cfg, options_from_args(args, train_set, data), train_set, val_set)
-    if val_set is not None:
+    if result["best_checkpoint"] is None:  # never name a file this run did not write
+        print("no checkpoint was written (no epoch finished)")
+    elif val_set is not None:
         print(f"best checkpoint: {result['best_checkpoint']} (validation mAP {result['best']:.2f})")
     else:
         print(f"best checkpoint (lowest training loss): {result['best_checkpoint']}")

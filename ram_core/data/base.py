@@ -8,6 +8,7 @@ when the dataset is built, and decoded only when an item is read.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Callable, Sequence
@@ -63,6 +64,26 @@ class BadItems:
                 f"the first: {self.messages[0]}",
                 stacklevel=3,
             )
+
+
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+ -]{0,199}")
+
+
+def is_plain_name(name: str) -> bool:
+    """A split name or a VOC image id: a file name without folders (nothing that can leave a folder)."""
+    return isinstance(name, str) and bool(_PLAIN_NAME.fullmatch(name)) and ".." not in name
+
+
+def inside(root: Path, relative: str) -> Path | None:
+    """root / relative, normalised, when it stays inside root; else None: a labels row or an annotation
+    that names `../../etc/passwd` or an absolute path leaves the dataset.  The check is on the path as
+    written (symbolic links inside the folder are its owner's choice, e.g. photos linked from a shared
+    store); callers open the normalised path returned, so what was checked is what is opened."""
+    if not isinstance(relative, str) or not relative or "\x00" in relative or os.path.isabs(relative):
+        return None
+    base = os.path.normpath(os.path.abspath(root))
+    path = os.path.normpath(os.path.join(base, relative))
+    return Path(path) if path.startswith(base + os.sep) else None
 
 
 def check_photo(path: Path, item: str, bad: BadItems) -> bool:

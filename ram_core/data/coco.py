@@ -8,6 +8,7 @@ Categories are ordered by id, so the 80 standard ones give the standard column o
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, Callable
@@ -17,7 +18,7 @@ import torch
 from PIL import Image
 
 from ..errors import DatasetError
-from .base import BadItems, Box, MultiLabelDataset, check_photo
+from .base import BadItems, Box, MultiLabelDataset, check_photo, inside, is_plain_name
 
 
 def find_coco_split(root: str | os.PathLike, split: str) -> tuple[Path, Path]:
@@ -27,6 +28,8 @@ def find_coco_split(root: str | os.PathLike, split: str) -> tuple[Path, Path]:
     Layout: root/annotations/instances_{name}.json and root/{name}/ (or root/images/{name}/).
     """
     root = Path(root)
+    if not is_plain_name(split):  # a split is a name; one with folders or '..' would leave the dataset
+        raise DatasetError(f"{split[:60]!r} is not a COCO split name (train, val, val2014, ...)")
     names = [split] if any(ch.isdigit() for ch in split) else [f"{split}2017", f"{split}2014"]
     looked_for = []
     for name in names:
@@ -46,6 +49,8 @@ def _load_json(path: Path) -> Any:
             return json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{path}: cannot parse the JSON ({exc})") from None
+    except RecursionError:
+        raise DatasetError(f"{path}: the JSON nests too deeply to be a COCO file") from None
     except OSError as exc:
         raise DatasetError(f"{path}: cannot read the file ({exc})") from None
 
@@ -82,6 +87,12 @@ class COCODataset(MultiLabelDataset):
             raise DatasetError(f"{json_path}: malformed 'categories' entry ({type(exc).__name__}: {exc})") from None
         if not categories:
             raise DatasetError(f"{json_path}: the 'categories' list is empty")
+        repeated = sorted({cid for cid in category_ids if category_ids.count(cid) > 1})
+        if repeated:  # which one would a label mean?  Not guessed: refused
+            raise DatasetError(f"{json_path}: category id {repeated[0]} is listed more than once in 'categories'")
+        if len(set(class_names)) != len(class_names):
+            name_ = next(n for n in class_names if class_names.count(n) > 1)
+            raise DatasetError(f"{json_path}: category name {name_[:60]!r} is used by two category ids")
         column = {cid: k for k, cid in enumerate(category_ids)}
         bad = BadItems(skip_bad)
 
@@ -89,16 +100,27 @@ class COCODataset(MultiLabelDataset):
         for entry in data["images"]:
             try:
                 image_id, file_name = entry["id"], str(entry["file_name"])
-                listed.add(image_id)
+                hash(image_id)
                 size = (int(entry["width"]), int(entry["height"])) if "width" in entry and "height" in entry else None
-            except (KeyError, TypeError, ValueError) as exc:
+            except (KeyError, TypeError, ValueError, OverflowError) as exc:
                 bad.report(f"{json_path}: malformed image entry {entry!r:.120} ({type(exc).__name__}: {exc})")
                 continue
-            if not check_photo(images_dir / file_name, f"image id {image_id} in {json_path.name}", bad):
+            if image_id in listed:  # two photos under one id: its annotations would go to either
+                bad.report(f"{json_path}: image id {str(image_id)[:40]} is listed more than once in 'images'")
+                continue
+            listed.add(image_id)
+            if size is not None and min(size) <= 0:
+                bad.report(f"{json_path}: image id {str(image_id)[:40]} has a size of {size[0]} x {size[1]} pixels")
+                continue
+            photo = inside(images_dir, file_name)
+            if photo is None:
+                bad.report(f"{json_path}: the file name of image id {str(image_id)[:40]} leaves the images folder")
+                continue
+            if not check_photo(photo, f"image id {image_id} in {json_path.name}", bad):
                 continue
             row_of[image_id] = len(ids)
             ids.append(str(image_id))
-            paths.append(images_dir / file_name)
+            paths.append(photo)
             sizes.append(size)
 
         targets = np.zeros((len(ids), len(class_names)), np.float32)
@@ -122,9 +144,12 @@ class COCODataset(MultiLabelDataset):
             targets[row, k] = 1.0
             try:
                 x, y, w, h = (float(v) for v in ann["bbox"])
-                boxes[row].append((k, x, y, x + w, y + h, bool(ann.get("iscrowd", 0))))
             except (KeyError, TypeError, ValueError):
-                pass  # the label stands without a box; boxes are only drawn, never trained on
+                continue  # the label stands without a box; boxes are only drawn, never trained on
+            if not all(math.isfinite(v) for v in (x, y, w, h)):
+                bad.report(f"{json_path}: annotation {str(ann.get('id'))[:40]} has a NaN or infinite bbox")
+                continue
+            boxes[row].append((k, x, y, x + w, y + h, bool(ann.get("iscrowd", 0))))
         bad.finish(name, len(ids), str(json_path))
 
         super().__init__(

@@ -25,11 +25,12 @@ import torch
 from PIL import Image
 
 from ..errors import DatasetError
-from .base import BadItems, MultiLabelDataset, check_photo
+from .base import BadItems, MultiLabelDataset, check_photo, inside
 
 IMAGE_COLUMNS = ("image", "filename", "file", "path")
 LABEL_COLUMNS = ("labels", "label", "tags")
 DEFAULT_LABEL_FILES = ("labels.csv", "labels.json")
+LABEL_SUFFIXES = (".csv", ".tsv", ".json")  # a labels file is one of these: never any other file on the disk
 _TRUE = {"1", "1.0", "true", "yes", "y"}
 _FALSE = {"0", "0.0", "false", "no", "n", "", "-1"}
 
@@ -44,12 +45,19 @@ def split_labels(text: str) -> list[str]:
 
 
 def _read_text(path: Path) -> str:
+    if path.suffix.lower() not in LABEL_SUFFIXES:
+        raise DatasetError(f"{path}: a labels file is a {', '.join(LABEL_SUFFIXES)} file")
     if not path.is_file():
         raise DatasetError(f"{path}: labels file not found")
     try:
         return path.read_text(encoding="utf-8-sig")  # -sig: spreadsheets often write a BOM
     except (OSError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{path}: cannot read the labels file ({exc})") from None
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "text", bool: "true/false", type(None): "null"}.get(
+        type(value), "a number")
 
 
 def _pick(header: list[str], names: Sequence[str]) -> int | None:
@@ -74,7 +82,7 @@ def read_csv_rows(path: Path, bad: BadItems) -> tuple[list[Row], list[str] | Non
             break
         except csv.Error as exc:
             hint = " (a quote that is never closed?)" if "end of data" in str(exc) or '"' in str(exc) else ""
-            raise DatasetError(f"{path}, line {start}: cannot parse the CSV ({exc}){hint}") from None
+            raise DatasetError(f"{path}, line {start}: cannot parse the CSV{hint}") from None
         if any(c.strip() for c in record):
             table.append((start, record))
     if not table:
@@ -83,8 +91,9 @@ def read_csv_rows(path: Path, bad: BadItems) -> tuple[list[Row], list[str] | Non
     header = [c.strip().lower() for c in first]
     image_col = _pick(header, IMAGE_COLUMNS)
     if image_col is None:
-        raise DatasetError(f"{path}: the first row must be a header naming the image column "
-                           f"('image,labels' or 'image,<class>,...'), got {','.join(first)!r} on line {header_line}")
+        raise DatasetError(f"{path}, line {header_line}: the first row must be a header naming the image column "
+                           f"('image,labels' or 'image,<class>,...'); it has {len(first)} column(s) and none is "
+                           f"called {', '.join(IMAGE_COLUMNS)}")
     label_col = _pick(header, LABEL_COLUMNS) if len(header) == 2 else None
     class_cols = None if label_col is not None else [k for k in range(len(header)) if k != image_col]
     rows: list[Row] = []
@@ -92,7 +101,8 @@ def read_csv_rows(path: Path, bad: BadItems) -> tuple[list[Row], list[str] | Non
         where = f"{path}, line {line}"
         record = [c.strip() for c in record]
         if len(record) != len(header) or not record[image_col]:
-            bad.report(f"{where}: expected {len(header)} columns with an image name, got {record!r}")
+            bad.report(f"{where}: expected {len(header)} columns with an image name, got {len(record)} column(s)"
+                       + ("" if len(record) != len(header) else " and no image name"))
             continue
         if class_cols is None:
             rows.append((record[image_col], split_labels(record[label_col]), where))
@@ -101,7 +111,7 @@ def read_csv_rows(path: Path, bad: BadItems) -> tuple[list[Row], list[str] | Non
         for k in class_cols:
             value = record[k].lower()
             if value not in _TRUE | _FALSE:
-                bad.report(f"{where}: column {first[k].strip()!r} must be 0 or 1, got {record[k]!r}")
+                bad.report(f"{where}: column {first[k].strip()[:40]!r} must be 0 or 1, got {record[k][:20]!r}")
                 ok = False
                 break
             if value in _TRUE:
@@ -118,6 +128,8 @@ def read_json_rows(path: Path, bad: BadItems) -> list[Row]:
         data: Any = json.loads(_read_text(path))
     except json.JSONDecodeError as exc:
         raise DatasetError(f"{path}: cannot parse the JSON at line {exc.lineno}, column {exc.colno} ({exc.msg})") from None
+    except RecursionError:
+        raise DatasetError(f"{path}: the JSON nests too deeply to be a labels file") from None
     if isinstance(data, dict):
         items = [(image, labels, f"{path}, key {image!r}") for image, labels in data.items()]
     elif isinstance(data, list):
@@ -125,7 +137,7 @@ def read_json_rows(path: Path, bad: BadItems) -> list[Row]:
         for k, record in enumerate(data):
             where = f"{path}, item {k}"
             if not isinstance(record, dict):
-                bad.report(f"{where}: expected an object with 'image' and 'labels', got {record!r:.80}")
+                bad.report(f"{where}: expected an object with 'image' and 'labels', got {_kind(record)}")
                 continue
             image_key, label_key = _pick(list(record), IMAGE_COLUMNS), _pick(list(record), LABEL_COLUMNS)
             if image_key is None:
@@ -208,13 +220,17 @@ class FolderDataset(MultiLabelDataset):
             if image in seen:
                 bad.report(f"{where}: image {image!r} is listed twice")
                 continue
-            if not check_photo(root / image, where, bad):
+            photo = inside(root, image)
+            if photo is None:
+                bad.report(f"{where}: the image path leaves the dataset folder (an absolute path or '..')")
+                continue
+            if not check_photo(photo, where, bad):
                 continue
             seen.add(image)
             target = np.zeros(len(class_names), np.float32)
             target[[column[label] for label in labels]] = 1.0
             ids.append(image)
-            paths.append(root / image)
+            paths.append(photo)
             targets.append(target)
         bad.finish(name, len(ids), str(path))
 

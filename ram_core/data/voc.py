@@ -10,6 +10,7 @@ Boxes are converted from VOC's 1-based inclusive corners to 0-based corners with
 
 from __future__ import annotations
 
+import math
 import os
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ import torch
 from PIL import Image
 
 from ..errors import DatasetError
-from .base import BadItems, Box, MultiLabelDataset, check_photo
+from .base import BadItems, Box, MultiLabelDataset, check_photo, is_plain_name
 from .classes import VOC_CLASSES
 
 DIFFICULT_MODES = ("ignore", "positive", "negative")
@@ -107,7 +108,10 @@ def _number(obj: ET.Element, tag: str) -> float | None:
     text = obj.findtext(tag)
     if text is None or not text.strip():
         return None
-    return float(text)
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"<{tag}> is not a finite number")
+    return value
 
 
 def parse_voc_xml(path: Path, image_id: str | None = None) -> VOCAnnotation:
@@ -219,12 +223,18 @@ class VOCDataset(MultiLabelDataset):
         class_names = list(class_names) if class_names is not None else list(VOC_CLASSES)
         class_index = {c: k for k, c in enumerate(class_names)}
         voc_dir = find_voc_dir(root, year)
+        if ids_file is None and not is_plain_name(split):
+            raise DatasetError(f"{split[:60]!r} is not a split name (a name such as trainval or test, without "
+                               "folders)")
         ids_path = _resolve_ids_file(voc_dir, ids_file) if ids_file is not None else voc_dir / "ImageSets" / "Main" / f"{split}.txt"
         name = name or f"{voc_dir.name.lower()}/{split}"
         bad = BadItems(skip_bad)
 
         kept: list[tuple[VOCAnnotation, Path]] = []
-        for image_id in read_ids(ids_path):
+        for line, image_id in enumerate(read_ids(ids_path), 1):
+            if not is_plain_name(image_id):  # an id is a file name: one with folders would leave the dataset
+                bad.report(f"{ids_path}: image id number {line} is not a plain file name")
+                continue
             xml_path = voc_dir / "Annotations" / f"{image_id}.xml"
             try:
                 ann = parse_voc_xml(xml_path, image_id)
@@ -237,7 +247,7 @@ class VOCDataset(MultiLabelDataset):
                            f"(known: {', '.join(class_names)})")
                 continue
             photo = voc_dir / "JPEGImages" / f"{image_id}.jpg"
-            if not photo.is_file() and ann.filename:
+            if not photo.is_file() and ann.filename and is_plain_name(ann.filename):
                 photo = voc_dir / "JPEGImages" / ann.filename  # e.g. a .png named in <filename>
             if check_photo(photo, f"{xml_path.name}", bad):
                 kept.append((ann, photo))

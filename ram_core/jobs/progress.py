@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from .. import finite_json
+
 PROGRESS_FILE = "progress.json"
 STOP_FILE = "STOP"
 WRITE_INTERVAL = 0.5  # seconds between two writes of progress.json while nothing but a counter moves
@@ -27,7 +29,7 @@ class StopRequested(Exception):
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     """Readers see the old file or the new one, never half of one."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, default=str))
+    tmp.write_text(finite_json.dumps(data, default=str))
     os.replace(tmp, path)
 
 

@@ -130,6 +130,9 @@ class JobSpec:
         args = parse_train_args(self.train_argv())
         if args.resume:  # an abbreviation such as --res
             raise JobError("--resume is not an option of a job: Resume continues a stopped job")
+        from ..cli.train import check_train_arguments
+
+        check_train_arguments(args)  # --epochs 0, sizes out of bounds: refused now, not in the job
         return args
 
     def to_dict(self) -> dict[str, Any]:

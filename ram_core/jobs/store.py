@@ -63,13 +63,25 @@ _CHILDREN: dict[int, subprocess.Popen] = {}
 
 
 def default_jobs_dir() -> Path:
+    """$RAM_STUDIO_JOBS_DIR, else (served mode) train/ in the write folder, else runs/train."""
+    from ..served import write_root
+
     env = os.environ.get(ENV_JOBS_DIR, "").strip()
-    return Path(env).expanduser() if env else ROOT / "runs" / "train"
+    if env:
+        return Path(env).expanduser()
+    served_out = write_root()
+    return served_out / "train" if served_out is not None else ROOT / "runs" / "train"
 
 
 def default_cache_dir() -> Path:
+    """$RAM_STUDIO_CACHE_DIR, else (served mode) cache/ in the write folder, else cache/features."""
+    from ..served import write_root
+
     env = os.environ.get(ENV_CACHE_DIR, "").strip()
-    return Path(env).expanduser() if env else ROOT / "cache" / "features"
+    if env:
+        return Path(env).expanduser()
+    served_out = write_root()
+    return served_out / "cache" if served_out is not None else ROOT / "cache" / "features"
 
 
 def _now() -> float:

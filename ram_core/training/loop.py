@@ -24,10 +24,11 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from .. import finite_json
 from .. import metrics
 from ..checkpoints import _atomic_write, make_provenance, save_checkpoint
 from ..config import RAMConfig
-from ..errors import CheckpointError
+from ..errors import CheckpointError, RAMError
 from ..inference import ImageTransform, autocast_for
 from ..losses import ram_loss
 from ..model import RAMModel, build_head, init_prior_from_backbone, probabilities
@@ -127,6 +128,10 @@ def validation_metrics(scores: np.ndarray, targets: np.ndarray, masks: np.ndarra
     report["mAP_selected"] = float(np.nanmean(ap[keep]) * 100) if keep.any() else None
     report["selected_classes"] = [c for c, k in zip(class_names, keep) if k]
     return report
+
+
+class TrainingDiverged(RAMError):
+    """The loss became NaN or infinite: training stops, and the last good checkpoint stays."""
 
 
 def train(cfg: RAMConfig, opts: TrainOptions, train_set, val_set=None) -> dict[str, Any]:
@@ -255,6 +260,16 @@ def train(cfg: RAMConfig, opts: TrainOptions, train_set, val_set=None) -> dict[s
             with autocast_for(device):
                 output = net(x)
             terms = ram_loss(output, y, cfg.loss, anchors, m)
+            if not bool(torch.isfinite(terms.total.detach())):
+                # before the step: the weights stay those of the last good batch, the checkpoints those
+                # of the last finished epoch
+                kept = out / "last.safetensors"
+                raise TrainingDiverged(
+                    f"epoch {epoch + 1}, batch {batch}: the loss is {float(terms.total.detach()):g} "
+                    "(not a finite number); "
+                    "training stopped. " + (f"The last good checkpoint is {kept} (epoch {len(history)})."
+                                            if history and kept.is_file() else "No checkpoint was written.")
+                    + " Try a lower --lr, or look for broken inputs in the data.")
             optimizer.zero_grad(set_to_none=True)
             terms.total.backward()
             optimizer.step()
@@ -287,20 +302,22 @@ def train(cfg: RAMConfig, opts: TrainOptions, train_set, val_set=None) -> dict[s
                                 evaluation={k: record[k] for k in record if k.startswith("val_")} or None)
             state = {"epoch": epoch, "best": best, "head": model.head.state_dict(),
                      "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                     "history": json.dumps(history), "config": cfg.to_json()}
+                     "history": finite_json.dumps(history), "config": cfg.to_json()}
             if not cfg.freeze_backbone:
                 state["backbone"] = model.backbone.state_dict()
             _save_torch_atomic(state, resume_path)
             # the log is rewritten whole from the history saved with the resume state, so a kill at
             # any point never leaves it with an epoch missing or twice
-            _atomic_write(out / "log.jsonl", "".join(json.dumps(r) + "\n" for r in history).encode())
+            _atomic_write(out / "log.jsonl", "".join(finite_json.dumps(r) + "\n" for r in history).encode())
             val_txt = f"  val mAP {record['val_mAP_selected']:.2f}" if record.get("val_mAP_selected") is not None else ""
             log(f"epoch {epoch + 1}/{opts.epochs}  loss {record['loss_total']:.4f} "
                 f"(cls {record['loss_classification']:.4f}){val_txt}  {record['seconds']:.1f}s")
             progress({"phase": "epoch_end", "epoch": epoch + 1, "epochs": opts.epochs, "record": record})
         if world > 1:
             dist.barrier()
-    return {"best": best, "best_checkpoint": str(out / "best.safetensors"), "history": history, "model": model}
+    best_path = out / "best.safetensors"
+    written = bool(history) and best_path.is_file()  # an epoch finished (now or before a resume) and wrote it
+    return {"best": best, "best_checkpoint": str(best_path) if written else None, "history": history, "model": model}
 
 
 class _FlipAugment(Dataset):
