@@ -136,6 +136,9 @@ class RAMConfig:
     # class-specific attention pooling of the region classifier's class maps (CSRA's residual term,
     # at csra_temperature); 0: off, as in the paper
     global_attention: float = 0.0
+    # RAM head with region_skip: step 0 (the whole map) has its own pooled-feature classifier (and the
+    # global attention reads its class maps); False: the regions' classifier scores step 0 as well
+    global_classifier: bool = False
     # RAM head: standardise each channel of the map (mean and std measured on the training photos'
     # features, stored with the weights) before the region encoder; the ImageNet prior, the region
     # classifier and the evidence map still read the raw map (feature_norm.py)
@@ -167,6 +170,8 @@ class RAMConfig:
             raise ValueError(f"imagenet_mode must be one of {', '.join(IMAGENET_MODES)}, got {self.imagenet_mode!r}")
         if self.region_encoder == "maxpool" and self.region_size % 2:
             raise ValueError(f"the maxpool region encoder needs an even region_size, got {self.region_size}")
+        if self.global_classifier and not (self.head == "ram" and self.region_skip):
+            raise ValueError("global_classifier needs the RAM head with region_skip")
         if self.global_attention and not (self.head == "ram" and self.region_skip):
             raise ValueError("global_attention needs the RAM head with region_skip (its region classifier scores the map)")
         if self.z_size < 0:
@@ -298,6 +303,7 @@ CONFIG_BOUNDS: dict[str, Bound] = {
     "csra_lambda": Bound("float", 0.0, 100.0),
     "csra_temperature": Bound("float", 0.0, 1000.0, lo_open=True),
     "global_attention": Bound("float", 0.0, 100.0),
+    "global_classifier": Bound("bool"),
     "test_time_flip": Bound("bool"),
     "feature_norm": Bound("bool"),
     "freeze_backbone": Bound("bool"),

@@ -78,7 +78,7 @@ def region_step_logits(head, features: torch.Tensor, transforms: torch.Tensor) -
         raise TypeError(f"{type(head).__name__} has no attention steps to run")
     cfg = head.cfg
     b, p = transforms.shape[:2]
-    prepared = head.encoder.prepare(features)
+    prepared = head.prepare(features)  # standardised when the head does (cfg.feature_norm)
     h = c = features.new_zeros(b, cfg.hidden_size)
     identity = features.new_tensor(IDENTITY).expand(b, 4)
     h, c = head.lstm(head.encoder(prepared, identity), (h, c))  # the global step: M_0 on the whole map

@@ -14,7 +14,7 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "region_size": 7, "region_encoder": "flatten", "region_channels": 128, "hidden_size": 512, "embed_dim": 512,
     "z_size": 0, "memory": True, "dropout": 0.3, "transform_mode": "direct", "init_scale": 0.5,
     "fuse_global": False, "imagenet_prior": False, "imagenet_mode": "prior", "region_skip": False,
-    "csra_lambda": 0.1, "csra_temperature": 1.0, "test_time_flip": False, "feature_norm": False, "fusion": "max",
+    "csra_lambda": 0.1, "csra_temperature": 1.0, "test_time_flip": False, "feature_norm": False, "fusion": "max", "global_classifier": False,
     "evidence_sigma": 0.25, "evidence_inhibition": 0.0, "global_attention": 0.0,
     "classification_loss": "bce", "anchor_weight": 0.1, "scale_weight": 0.1, "positive_weight": 0.1,
     "gamma": 1.0, "alpha": 0.5, "beta": 0.1,
@@ -27,7 +27,7 @@ _FIELDS = {
     "dropout": "dropout", "transform_mode": "transform_mode", "init_scale": "init_scale",
     "fuse_global": "fuse_global", "imagenet_mode": "imagenet_mode", "region_skip": "region_skip",
     "csra_lambda": "csra_lambda", "csra_temperature": "csra_temperature", "test_time_flip": "test_time_flip",
-    "feature_norm": "feature_norm", "fusion": "fusion",
+    "feature_norm": "feature_norm", "fusion": "fusion", "global_classifier": "global_classifier",
     "evidence_sigma": "evidence_sigma", "evidence_inhibition": "evidence_inhibition",
     "global_attention": "global_attention",
     "classification_loss": "loss.classification", "anchor_weight": "loss.anchor_weight",
@@ -99,6 +99,9 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     m.add_argument("--global-attention", type=float,
                    help="RAM with --region-skip: step 0 adds this times a class-specific attention pooling of "
                         "the region classifier's class maps (CSRA's term); 0 = off" + _d("global_attention"))
+    m.add_argument("--global-classifier", action=argparse.BooleanOptionalAction, default=None,
+                   help="RAM with --region-skip: the global step has its own classifier (not the regions')"
+                        + _d("global_classifier"))
     m.add_argument("--csra-temperature", type=float, help=_d("csra_temperature"))
     m.add_argument("--test-time-flip", action=argparse.BooleanOptionalAction, default=None,
                    help="average the scores of each image and its mirror image at inference")

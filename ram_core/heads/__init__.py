@@ -35,9 +35,11 @@ def init_head_from_imagenet(head: nn.Module, classifier: nn.Linear) -> None:
     if prior is not None:
         prior.load_imagenet(classifier)
     if cfg.uses_imagenet_init:
-        target = head.region_classifier if isinstance(head, RecurrentAttentionHead) else head.classifier
-        if target is not None:
-            init_from_imagenet(target, classifier, cfg.imagenet_groups)
+        targets = ([head.region_classifier, head.global_classifier] if isinstance(head, RecurrentAttentionHead)
+                   else [head.classifier])
+        for target in targets:
+            if target is not None:
+                init_from_imagenet(target, classifier, cfg.imagenet_groups)
     localizer = getattr(head, "localizer", None)
     if isinstance(localizer, EvidenceLocalizer):
         # each class's evidence map starts as its group's mean ImageNet classifier direction

@@ -151,6 +151,12 @@ class RecurrentAttentionHead(nn.Module):
         if self.region_classifier is not None and cfg.uses_prior:
             nn.init.zeros_(self.region_classifier.weight)
             nn.init.zeros_(self.region_classifier.bias)
+        # Optional: step 0 (the whole map) scored by its own pooled-feature classifier, not the regions'
+        # (a region and a whole photo look different: person regions are parts of people)
+        self.global_classifier = nn.Linear(in_channels, cfg.num_classes) if cfg.global_classifier else None
+        if self.global_classifier is not None and cfg.uses_prior:
+            nn.init.zeros_(self.global_classifier.weight)
+            nn.init.zeros_(self.global_classifier.bias)
         self.prior = ImageNetGroupPrior(in_channels, cfg.imagenet_groups) if cfg.uses_prior else None
         if cfg.transform_mode == "evidence":
             self.localizer = EvidenceLocalizer(in_channels, cfg.num_classes, out_dim, cfg.init_scale,
@@ -166,10 +172,19 @@ class RecurrentAttentionHead(nn.Module):
             self.register_buffer("feature_mean", torch.zeros(in_channels))
             self.register_buffer("feature_std", torch.ones(in_channels))
 
+    def prepare(self, features: torch.Tensor) -> torch.Tensor:
+        """The map the region encoder samples, once per image: standardised per channel
+        (cfg.feature_norm), then RegionEncoder.prepare."""
+        if self.cfg.feature_norm:
+            features = (features - self.feature_mean[:, None, None].to(features.dtype)) / \
+                self.feature_std[:, None, None].to(features.dtype)
+        return self.encoder.prepare(features)
+
     def attention_pooled(self, features: torch.Tensor) -> torch.Tensor:
         """(B, C_in, H, W) -> (B, classes): sum_x softmax_x(T s_c(x)) s_c(x), s_c(x) the region
         classifier's score of class c at position x (CSRA's residual attention term)."""
-        w, b = self.region_classifier.weight, self.region_classifier.bias
+        scorer = self.global_classifier if self.global_classifier is not None else self.region_classifier
+        w, b = scorer.weight, scorer.bias
         maps = torch.matmul(w, features.flatten(2)) + b[:, None]  # (B, classes, H*W)
         return ((self.cfg.csra_temperature * maps).softmax(-1) * maps).sum(-1)
 
@@ -188,11 +203,7 @@ class RecurrentAttentionHead(nn.Module):
 
         cfg = self.cfg
         b, k_steps = features.shape[0], cfg.num_steps
-        normed = features
-        if cfg.feature_norm:
-            normed = (features - self.feature_mean[:, None, None].to(features.dtype)) / \
-                self.feature_std[:, None, None].to(features.dtype)
-        prepared = self.encoder.prepare(normed)
+        prepared = self.prepare(features)
         evidence = self.localizer.evidence_map(features) if cfg.transform_mode == "evidence" else None
         needs_pooled = self.region_classifier is not None or self.prior is not None
         transform = features.new_tensor(IDENTITY).expand(b, 4)  # M_0
@@ -221,7 +232,10 @@ class RecurrentAttentionHead(nn.Module):
         logits = self.classifier(self.dropout(torch.stack(zs, 1)))  # (B, K+1, classes)
         if needs_pooled:
             regions = torch.stack(pooled, 1)  # (B, K+1, C_in)
-            if self.region_classifier is not None:
+            if self.region_classifier is not None and self.global_classifier is not None:
+                logits = logits + torch.cat([self.global_classifier(self.dropout(regions[:, :1])),
+                                             self.region_classifier(self.dropout(regions[:, 1:]))], 1)
+            elif self.region_classifier is not None:
                 logits = logits + self.region_classifier(self.dropout(regions))
                 if cfg.global_attention:  # step 0 also pools the class maps with class-specific attention
                     logits = torch.cat([logits[:, :1] + cfg.global_attention * self.attention_pooled(features)[:, None],
