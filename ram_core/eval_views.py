@@ -756,7 +756,7 @@ def default_run_name(checkpoint_name: str, kind: str, split: str | None, limit: 
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
 
 
-def preferred(evaluations: Sequence[Path], names: Sequence[str] = ("default_val",)) -> int:
+def preferred(evaluations: Sequence[Path], names: Sequence[str] = ("default_cv", "default_val")) -> int:
     """Index of the first evaluation whose folder is named one of `names`, else 0."""
     for name in names:
         for i, p in enumerate(evaluations):

@@ -223,3 +223,16 @@ def test_average_fusion_is_the_mean_of_the_global_step_and_the_steps_max():
     assert torch.allclose(out.logits, (out.global_logits + out.step_logits.amax(1)) / 2)
     with pytest.raises(ValueError, match="fuse_global"):
         cfg.replace(fuse_global=True)
+
+
+def test_another_head_on_the_default_recipe_builds():
+    """--preset default --head csra / baseline: the strongest baselines on the default model's recipe."""
+    from ram_core.cli import build_parser
+    from ram_core.cli.train import config_from_args
+
+    for head in ("csra", "baseline"):
+        args = build_parser().parse_args(["train", "--data", "voc", "--root", "x", "--out", "y",
+                                          "--preset", "default", "--head", head])
+        cfg = config_from_args(args, ["aeroplane", "person", "cat"])
+        assert cfg.head == head and cfg.global_attention == 0.0 and cfg.imagenet_mode == "prior+init"
+        assert cfg.imagenet_groups[0] and not cfg.imagenet_groups[1]  # person has no ImageNet group

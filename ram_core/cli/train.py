@@ -184,6 +184,11 @@ def config_from_args(args: argparse.Namespace, class_names: list[str]) -> RAMCon
         top["imagenet_groups"] = groups if groups and any(groups) else None
     if getattr(args, "fine_tune", False):
         top["freeze_backbone"] = False
+    if top.get("head", cfg.head) != "ram":
+        # another head on a RAM preset's recipe (e.g. --preset default --head csra): the options only the
+        # RAM head has are left at their off values unless the user gave them
+        top.setdefault("global_attention", 0.0)
+        top.setdefault("global_classifier", False)
     return cfg.replace(**top, loss=LossConfig(**{**vars(cfg.loss), **loss}))
 
 
