@@ -1,42 +1,64 @@
-"""Print the model card's tables from the bundled evaluations and the ablation results.
+"""Print the model card's tables from the cross-validation runs (scripts/cross_validate.py).
 
-    python scripts/model_card_tables.py [runs/ablations_a runs/ablations_b ...]
+    python scripts/model_card_tables.py [--cv runs/cv] [--variants default csra_prior_init ...]
+
+One row per variant: CV mAP (mean over folds of the out-of-fold mAP over the classes with >= 5
+positives) as mean ± std over seeds, the std over folds, the same with test-time flip, person AP and
+the pooled mAP; then per-class AP (pooled out-of-fold, seed 0) with positives, and the attention's
+box hit rates and diversity for the RAM variants.
 """
 
+from __future__ import annotations
+
+import argparse
 import json
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+import numpy as np
 
 
 def fmt(v, nd=1):
     return "–" if v is None else f"{v:.{nd}f}"
 
 
+def load(cv: Path, variant: str) -> list[dict]:
+    return [json.loads(f.read_text()) for f in sorted((cv / variant).glob("seed*/summary.json"))]
+
+
 def main() -> None:
-    ram = json.loads((ROOT / "assets/evaluations/default_val/report.json").read_text())
-    base = json.loads((ROOT / "assets/evaluations/baseline_val/report.json").read_text())
-    print("| | RAM (default) | baseline |\n|---|---|---|")
-    for key in ("mAP", "CF1", "OF1"):
-        print(f"| {key} (all {ram['num_classes_evaluated']} classes with positives) | {fmt(ram[key], 2)} | {fmt(base[key], 2)} |")
-    for key in ("CF1", "OF1"):
-        print(f"| top-3 {key} | {fmt(ram['top3'][key], 2)} | {fmt(base['top3'][key], 2)} |")
-    hits = ram["box_hit_rates"]
-    print(f"\nbox hits: own {hits['hit_rate']:.1f}% other {hits['hit_rate_other_photo']:.1f}% per step "
-          f"{[round(x, 1) for x in hits['per_step']]} vs {[round(x, 1) for x in hits['per_step_other_photo']]}")
-    print(f"global step alone mAP {fmt(ram.get('global_mAP'), 2)}; each step alone {ram.get('step_mAP')}")
-    sel = [c for c in ram["class_names"] if ram["num_positives"][c] >= 5]
-    mean = lambda r: sum(r["per_class_ap"][c] for c in sel) / len(sel)  # noqa: E731
-    print(f"mAP over the {len(sel)} classes with >= 5 positives: RAM {mean(ram):.2f} baseline {mean(base):.2f}\n")
-    print("| class | val positives | RAM AP | baseline AP | difference |\n|---|---|---|---|---|")
-    for c in ram["class_names"]:
-        a, b = ram["per_class_ap"][c], base["per_class_ap"][c]
-        d = None if a is None or b is None else a - b
-        print(f"| {c} | {ram['num_positives'][c]} | {fmt(a)} | {fmt(b)} | {'' if d is None else f'{d:+.1f}'} |")
-    for folder in sys.argv[1:]:
-        print()
-        print((Path(folder) / "results.md").read_text())
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--cv", default="runs/cv")
+    p.add_argument("--variants", nargs="+", default=["default", "csra_prior_init", "baseline_prior_init",
+                                                      "baseline_prior", "paper"])
+    args = p.parse_args()
+    cv = Path(args.cv)
+    runs = {v: load(cv, v) for v in args.variants}
+    runs = {v: r for v, r in runs.items() if r}
+    print("| variant | seeds | CV mAP (mean ± std over seeds) | std over folds | with flip averaging | person AP | "
+          "pooled mAP |\n|---|---|---|---|---|---|---|")
+    for v, rs in runs.items():
+        m = [r["mAP_mean_over_folds"] for r in rs]
+        flip = [r["other_flip_setting"]["mAP_mean_over_folds"] for r in rs if "other_flip_setting" in r]
+        tta = rs[0].get("tta")
+        flip_txt = f"{np.mean(flip):.2f}" + (" (without)" if tta else "") if flip else "–"
+        person = [r["per_class_pooled_ap"].get("person") for r in rs]
+        print(f"| {v} | {len(rs)} | {np.mean(m):.2f} ± {np.std(m):.2f} | {np.mean([r['mAP_std_over_folds'] for r in rs]):.2f} | "
+              f"{flip_txt} | {fmt(np.mean([x for x in person if x is not None]))} | "
+              f"{np.mean([r['pooled_mAP'] for r in rs]):.2f} |")
+    first = next(iter(runs.values()))[0]
+    classes = list(first["per_class_pooled_ap"])
+    print("\n| class | " + " | ".join(runs) + " |\n|---|" + "---|" * len(runs))
+    for c in classes:
+        print(f"| {c} | " + " | ".join(fmt(rs[0]["per_class_pooled_ap"].get(c)) for rs in runs.values()) + " |")
+    for v, rs in runs.items():
+        hits, div = rs[0].get("box_hits"), rs[0].get("diversity")
+        if hits:
+            print(f"\n{v}: box centres on an object {hits['hit_rate']:.1f}% (another photo's objects "
+                  f"{hits['hit_rate_other_photo']:.1f}%); per step {[round(x, 1) for x in hits['per_step']]}")
+        if div and "objects_visited" in div:
+            print(f"{v}: on {div['num_images']} photos with 2+ objects ({div['objects']:.1f} on average): "
+                  f"{div['objects_visited']:.2f} objects visited (another photo's: {div['objects_visited_other']:.2f}), "
+                  f"all steps on one object {div['all_on_one_object']:.0f}%, two or more {div['visited_two_or_more']:.0f}%")
 
 
 if __name__ == "__main__":

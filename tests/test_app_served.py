@@ -84,7 +84,7 @@ def test_the_apps_own_models_and_evaluations_stay_listed_when_served(served_tree
     assert not at.sidebar.warning or "No model loaded." not in texts(at.sidebar.warning)
     at.switch_page("pages/2_Evaluate.py").run()
     assert not at.exception and not at.sidebar.warning
-    assert any("default_val" in o for o in at.selectbox(key="evaluate.pick").options)
+    assert any("default_cv" in o for o in at.selectbox(key="evaluate.pick").options)
 
 
 @pytest.mark.parametrize("typed", ["/", "{secret}", "{data}/../secret"])

@@ -109,14 +109,18 @@ def test_ragged_rows():
 
 
 def test_columns_command_converts_an_older_jsonl_only_folder(tmp_path, capsys):
-    """The bundled evaluations were written before the columns: `columns DIR` adds them."""
+    """An evaluation written before the columns existed: `columns DIR` adds them."""
     import shutil
     from pathlib import Path
 
-    src = Path(__file__).resolve().parent.parent / "assets" / "evaluations" / "default_val"
-    old = tmp_path / "default_val"
+    src = Path(__file__).resolve().parent.parent / "assets" / "evaluations" / "default_cv"
+    old = tmp_path / "default_cv"
     shutil.copytree(src, old)
-    assert "columns" not in json.loads((old / "report.json").read_text())
+    # made as an evaluation from before the columns: JSONL only
+    (old / "predictions.npz").unlink(missing_ok=True)
+    report = json.loads((old / "report.json").read_text())
+    report.pop("columns", None)
+    (old / "report.json").write_text(json.dumps(report))
     slow = open_evaluation(old)
     assert isinstance(slow.records, list)
     assert main(["columns", str(old)]) == 0
