@@ -27,7 +27,7 @@ from . import served
 from .errors import CheckpointError, ImageReadError
 from .imageio import open_image
 from .inference import DEFAULT_CHECKPOINT, Predictor, device_label, resolve_device
-from .locations import ASSETS_DIR, PAGES_DIR, SAMPLES_DIR, display_path, resolve_user_path, work_dir
+from .locations import ASSETS_DIR, PAGES_DIR, SAMPLES_DIR, display_path, work_dir
 from .safe_text import md
 from .trace import AttentionTrace
 from .viz.render import display_copy
@@ -170,18 +170,9 @@ def parse_folders(text: str) -> list[Path]:
 
 def checked_folders(text: str) -> tuple[list[Path], list[str]]:
     """(the folders typed, resolved; the refusal message of each one outside the served roots)."""
-    out, refused = [], []
-    for part in text.replace(";", ",").split(","):
-        if not part.strip():
-            continue
-        if served.current_roots() is None:  # local mode: as typed ('assets/...' finds the bundled files)
-            out.append(resolve_user_path(part, ROOT))
-            continue
-        try:
-            out.append(served.resolve_read(part, "The folder", local_base=ROOT))
-        except served.PathRefused as exc:
-            refused.append(str(exc))
-    return out, refused
+    from . import served
+
+    return served.checked_folders(text, ROOT)
 
 
 def list_checkpoints(folders: Sequence[Path], limit: int = MAX_CHECKPOINTS_LISTED) -> list[Path]:

@@ -33,7 +33,7 @@ from PIL import Image, ImageDraw
 from . import metrics
 from .config import default_anchors
 from .evaluation import REPORT_FILE, load_evaluation, load_report
-from .locations import EVALUATIONS_DIR, display_path, resolve_user_path, work_dir
+from .locations import EVALUATIONS_DIR, display_path, work_dir
 from .viz.colors import GLOBAL_COLOR, hex_to_rgb, rgba, step_color, text_color_on
 from .viz.render import box_pixels, font
 
@@ -77,17 +77,7 @@ def checked_folders(text: str) -> tuple[list[Path], list[str]]:
     """(the folders typed, resolved; the refusal message of each one outside the served roots)."""
     from . import served
 
-    out, refused = [], []
-    for part in text.replace(";", ",").split(","):
-        if part.strip():
-            if served.current_roots() is None:  # local mode: as typed ('assets/...' finds the bundled files)
-                out.append(resolve_user_path(part, ROOT))
-                continue
-            try:
-                out.append(served.resolve_read(part, "The folder", local_base=ROOT))
-            except served.PathRefused as exc:
-                refused.append(str(exc))
-    return out, refused
+    return served.checked_folders(text, ROOT)
 
 
 def list_evaluations(folders: Sequence[Path], max_depth: int = 3) -> list[Path]:

@@ -255,3 +255,23 @@ def search_files(folders: Sequence[str | os.PathLike], names: Sequence[str] = ()
 
 LOCAL_NOTE = ("Local mode: this app can read and write any folder this machine's user can. Before serving it to "
               f"others, set {ENV_ROOTS} (see README, *Serving RAM Studio*).")
+
+
+def checked_folders(text: str, local_base: Path) -> tuple[list[Path], list[str]]:
+    """Comma- or semicolon-separated folders a visitor typed -> (the folders, resolved; the refusal
+    message of each one outside the served roots).  Local mode: as typed, relative to local_base
+    ('assets/...' finds the bundled files, locations.resolve_user_path)."""
+    from .locations import resolve_user_path
+
+    out, refused = [], []
+    for part in text.replace(";", ",").split(","):
+        if not part.strip():
+            continue
+        if current_roots() is None:
+            out.append(resolve_user_path(part, local_base))
+            continue
+        try:
+            out.append(resolve_read(part, "The folder", local_base=local_base))
+        except PathRefused as exc:
+            refused.append(str(exc))
+    return out, refused
