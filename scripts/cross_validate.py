@@ -49,7 +49,6 @@ VARIANTS: dict[str, list[str]] = {
                    "--hidden-size", "256", "--embed-dim", "256", "--region-channels", "64", "--epochs", "30"],
     "paper": ["--preset", "paper", "--epochs", "30"],
     "default": ["--preset", "default", "--epochs", "30"],
-    "paper_fn": ["--preset", "paper", "--feature-norm", "--epochs", "30"],
     "baseline_prior_init": ["--head", "baseline", "--imagenet-prior", "--imagenet-mode", "prior+init", "--epochs", "30"],
     "csra_prior_init": ["--head", "csra", "--imagenet-prior", "--imagenet-mode", "prior+init", "--epochs", "30"],
 }
