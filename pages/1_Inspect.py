@@ -148,8 +148,8 @@ with traj_col:
     st.plotly_chart(figures.trajectory_figure(trace, chosen, None if own_thresholds else threshold), key="trajectory",
                     config={"displaylogo": False})
     st.caption("Each line is one class's score at the global step, after each attention step, and after "
-               "fusion (the category-wise max over steps). A star marks the step that gave the class its "
-               "fused score; the dashed line is the label threshold.")
+               f"{figures.fusion_text(predictor.cfg)}. A star marks the step that gave the class its "
+               "best step score; the dashed line is the label threshold.")
 with label_col:
     st.markdown("#### Labels")
     if labels:

@@ -275,6 +275,11 @@ if data.num_steps and s["global_mAP"] is not None and s["mAP"] is not None:
     st.caption(f"The global step alone (the whole feature map, before any attention) reaches mAP "
                f"{s['global_mAP']:.1f}; fusing the {data.num_steps} attention steps gives "
                f"{fmt(s['mAP'] - s['global_mAP'], sign=True)} points.")
+branch_map = report.get("branch_mAP") or {}
+if branch_map.get("recurrent") is not None and branch_map.get("companion") is not None and report.get("mAP") is not None:
+    st.caption(f"Two branches: the recurrent attention alone reaches mAP {branch_map['recurrent']:.1f}, its "
+               f"companion (CSRA on the whole map) {branch_map['companion']:.1f}; their mix, the model's "
+               f"scores, {report['mAP']:.1f} (all classes of this evaluation).")
 if report.get("skipped"):
     st.warning(f"{len(report['skipped'])} unreadable image(s) were left out, e.g. {md(report['skipped'][0])}")
 

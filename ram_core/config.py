@@ -27,6 +27,8 @@ HEADS = ("ram", "baseline", "csra")
 REGION_ENCODERS = ("pool", "flatten", "maxpool")
 IMAGENET_MODES = ("prior", "init", "prior+init")
 FUSIONS = ("max", "average")
+# a second head beside the recurrence, on the whole map, trained on its own loss ("none": off)
+COMPANIONS = ("none", "csra")
 
 
 def default_anchors(num_steps: int) -> list[list[float]]:
@@ -143,6 +145,13 @@ class RAMConfig:
     # features, stored with the weights) before the region encoder; the ImageNet prior, the region
     # classifier and the evidence map still read the raw map (feature_norm.py)
     feature_norm: bool = False
+    # RAM head: a companion branch on the whole map ("csra": a CSRA head with this config's dropout,
+    # csra_lambda, csra_temperature and ImageNet groups), trained on its own classification loss
+    # (the recurrent branch's loss does not reach it, nor its loss the recurrence: two views that
+    # err differently).  The image's logits are companion_weight * the recurrent branch's fused
+    # logits + (1 - companion_weight) * the companion's.  "none": off, as in the paper
+    companion: str = "none"
+    companion_weight: float = 0.5
     # at inference, average the logits of the image and its mirror image (boxes: the image's own)
     test_time_flip: bool = False
     freeze_backbone: bool = True
@@ -166,6 +175,12 @@ class RAMConfig:
             raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
         if self.fusion == "average" and self.fuse_global:
             raise ValueError("fusion='average' already weighs the global step in; it needs fuse_global=False")
+        if self.companion not in COMPANIONS:
+            raise ValueError(f"companion must be one of {', '.join(COMPANIONS)}, got {self.companion!r}")
+        if self.companion != "none" and self.head != "ram":
+            raise ValueError(f"companion needs the RAM head (the {self.head} head has no recurrent branch)")
+        if not 0.0 <= self.companion_weight <= 1.0:
+            raise ValueError(f"companion_weight must be in [0, 1], got {self.companion_weight}")
         if self.imagenet_mode not in IMAGENET_MODES:
             raise ValueError(f"imagenet_mode must be one of {', '.join(IMAGENET_MODES)}, got {self.imagenet_mode!r}")
         if self.region_encoder == "maxpool" and self.region_size % 2:
@@ -306,6 +321,8 @@ CONFIG_BOUNDS: dict[str, Bound] = {
     "global_classifier": Bound("bool"),
     "test_time_flip": Bound("bool"),
     "feature_norm": Bound("bool"),
+    "companion": Bound("choice", choices=COMPANIONS),
+    "companion_weight": Bound("float", 0.0, 1.0),
     "freeze_backbone": Bound("bool"),
     "loss": Bound("special"),
 }
@@ -471,6 +488,8 @@ def estimated_head_parameters(data: dict[str, Any]) -> int:
     lstm = 4 * hidden * (embed + hidden + 2)
     read = (z or hidden) * (classes + 4) * 2 + hidden * z + (channels + 2) * classes * 3
     imagenet = (channels + 1001) * 1000 + 1000 * classes
+    if data.get("companion", "none") != "none":  # its classifier (it shares the ImageNet prior's weights)
+        read += (channels + 1) * classes
     return int(encoder + lstm + read + imagenet)
 
 

@@ -40,9 +40,9 @@ from .errors import DatasetError, RAMError
 from .locations import display_path, path_in_root
 from .finite_json import dumps, finite
 from .inference import ImageTransform, Predictor
-from .model import RAMOutput, probabilities, transform_to_box
+from .model import RAMOutput, concat_outputs, probabilities, transform_to_box
 from .output_folder import atomic_write_text, check_output_folder, output_lock
-from .trace import AttentionTrace, traces_from_output
+from .trace import BRANCH_NAMES, AttentionTrace, traces_from_output
 
 FORMAT = "ram-studio-eval/1"
 REPORT_FILE = "report.json"
@@ -160,8 +160,7 @@ class EvaluationResult:
         """One AttentionTrace per image, made chunk by chunk (a whole COCO split at once is large)."""
         o = self.outputs
         for s in range(0, len(self), chunk):
-            part = RAMOutput(o.logits[s:s + chunk], o.global_logits[s:s + chunk],
-                             o.step_logits[s:s + chunk], o.transforms[s:s + chunk])
+            part = o.rows(slice(s, s + chunk))
             yield from traces_from_output(part, self.image_paths[s:s + chunk], self.sizes[s:s + chunk],
                                           self.model_class_names, self.fuse_global, self.threshold,
                                           activation=self.activation)
@@ -305,8 +304,7 @@ def run_model(predictor: Predictor, dataset, batch_size: int = 16, workers: int 
                             skipped.append(message)
                     if not all(ok_rows):
                         rows = [r for r, good in enumerate(ok_rows) if good]
-                        out = RAMOutput(*(getattr(out, f)[rows] for f in
-                                          ("logits", "global_logits", "step_logits", "transforms")))
+                        out = out.rows(rows)
                         ok = [j for j, good in zip(ok, ok_rows) if good]
                     if ok:
                         parts.append(out)
@@ -322,9 +320,8 @@ def run_model(predictor: Predictor, dataset, batch_size: int = 16, workers: int 
     finally:
         if partial_file is not None:
             partial_file.close()
-    fields = ("logits", "global_logits", "step_logits", "transforms")
     if parts:
-        outputs = RAMOutput(*(torch.cat([getattr(p, f) for p in parts]) for f in fields))
+        outputs = concat_outputs(parts)
     else:  # a shard with no readable image: empty tensors of the right widths
         m, k = len(cfg.class_names), cfg.num_attention_steps
         outputs = RAMOutput(torch.zeros(0, m), torch.zeros(0, m), torch.zeros(0, k, m), torch.zeros(0, k, 4))
@@ -333,8 +330,7 @@ def run_model(predictor: Predictor, dataset, batch_size: int = 16, workers: int 
 
 def merge_raw(parts: list[RawOutputs]) -> RawOutputs:
     """The shards' RawOutputs (in rank order, each in dataset order) as one; seconds: the slowest."""
-    fields = ("logits", "global_logits", "step_logits", "transforms")
-    outputs = RAMOutput(*(torch.cat([getattr(p.outputs, f) for p in parts]) for f in fields))
+    outputs = concat_outputs([p.outputs for p in parts])
     return RawOutputs(outputs, [i for p in parts for i in p.kept], [s for p in parts for s in p.sizes],
                       [e for p in parts for e in p.skipped], max(p.seconds for p in parts))
 
@@ -412,6 +408,12 @@ def score_outputs(
         _percent(metrics.mean_ap(metrics.per_class_ap(step_scores[:, k], targets, eval_masks)))
         for k in range(step_scores.shape[1])
     ]
+
+    if outputs.branch_logits is not None:  # a companion branch: each branch's own mAP
+        report["branch_mAP"] = {
+            name: _percent(metrics.mean_ap(metrics.per_class_ap(
+                _rounded_probs(outputs.branch_logits[:, b], cfg)[:, model_cols], targets, eval_masks)))
+            for b, name in enumerate(BRANCH_NAMES)}
 
     dataset_classes = list(dataset.class_names)
     boxes = [list(getattr(dataset, "boxes", [[]] * n)[i]) for i in kept]

@@ -27,7 +27,7 @@ from .evaluation import (EvaluationResult, Progress, RawOutputs, _align_classes,
 from .inference import Predictor
 from .model import RAMOutput
 
-FIELDS = ("logits", "global_logits", "step_logits", "transforms")
+FIELDS = ("logits", "global_logits", "step_logits", "transforms", "branch_logits")
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def load_part(path: Path) -> RawOutputs:
     part: dict[str, Any] = torch.load(path, weights_only=True)
     if part.get("error"):
         raise DatasetError(part["error"])
-    return RawOutputs(RAMOutput(*(part[f] for f in FIELDS)), list(part["kept"]),
+    return RawOutputs(RAMOutput(*(part.get(f) for f in FIELDS)), list(part["kept"]),
                       [tuple(s) for s in part["sizes"]], list(part["skipped"]), float(part["seconds"]))
 
 

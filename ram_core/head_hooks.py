@@ -48,7 +48,7 @@ def head_output(predictor: Predictor, views: list[torch.Tensor]) -> RAMOutput:
     with running(predictor):
         outs = [head(v) for v in views]
         out = outs[0] if len(outs) == 1 else average_with_mirror(outs[0], outs[1])
-    return RAMOutput(*(t.float().cpu() for t in (out.logits, out.global_logits, out.step_logits, out.transforms)))
+    return out.apply(lambda t: t.float().cpu())
 
 
 def mirror_transforms(transforms: torch.Tensor) -> torch.Tensor:

@@ -58,10 +58,16 @@ def groups_for(class_names: list[str]) -> list[list[int]]:
 class ImageNetGroupPrior(nn.Module):
     """pooled features (B, D) -> prior logits (B, C); zero for classes without a group."""
 
-    def __init__(self, in_channels: int, groups: list[list[int]], num_imagenet: int = 1000) -> None:
+    def __init__(self, in_channels: int, groups: list[list[int]], num_imagenet: int = 1000,
+                 shared: "ImageNetGroupPrior | None" = None) -> None:
         super().__init__()
-        self.imagenet = nn.Linear(in_channels, num_imagenet)
-        self.imagenet.requires_grad_(False)  # ImageNet's classifier stays as it is
+        if shared is not None:
+            # another prior's frozen ImageNet classifier, read but not registered here: the weights
+            # (5 MB for Lite0) are stored and moved once, by the module that owns them
+            object.__setattr__(self, "_shared", shared)
+        else:
+            self.imagenet = nn.Linear(in_channels, num_imagenet)
+            self.imagenet.requires_grad_(False)  # ImageNet's classifier stays as it is
         member = torch.zeros(num_imagenet, len(groups))
         for c, group in enumerate(groups):
             member[group, c] = 1.0
@@ -69,6 +75,11 @@ class ImageNetGroupPrior(nn.Module):
         self.register_buffer("has_group", (member.sum(0) > 0).float())  # (C,)
         self.scale = nn.Parameter(torch.ones(len(groups)))
         self.bias = nn.Parameter(torch.zeros(len(groups)))
+
+    def __getattr__(self, name: str):
+        if name == "imagenet" and "_shared" in self.__dict__:
+            return self.__dict__["_shared"].imagenet
+        return super().__getattr__(name)
 
     def load_imagenet(self, classifier: nn.Linear) -> None:
         with torch.no_grad():

@@ -80,8 +80,16 @@ class LossTerms:
 
 def ram_loss(output: RAMOutput, targets: torch.Tensor, cfg: LossConfig, anchors: torch.Tensor,
              mask: torch.Tensor | None = None) -> LossTerms:
-    """Classification loss plus the weighted localization constraints, each term kept separately."""
-    cls = classification_loss(output.logits, targets, cfg.classification, mask)
+    """Classification loss plus the weighted localization constraints, each term kept separately.
+
+    A head with a companion branch (output.branch_logits (B, 2, C)) is trained with one
+    classification loss per branch, summed: each branch learns to classify on its own, and the
+    mixture in output.logits is not trained (config.companion)."""
+    if output.branch_logits is not None:
+        cls = sum(classification_loss(output.branch_logits[:, i], targets, cfg.classification, mask)
+                  for i in range(output.branch_logits.shape[1]))
+    else:
+        cls = classification_loss(output.logits, targets, cfg.classification, mask)
     zero = cls.new_zeros(())
     if output.transforms.shape[1] == 0:  # heads without steps: nothing to constrain
         return LossTerms(cls, cls, zero, zero, zero)

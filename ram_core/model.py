@@ -7,7 +7,8 @@ sampler.py, the named recipes (the paper's model, the default model) in presets.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -29,6 +30,25 @@ class RAMOutput:
     global_logits: torch.Tensor  # (B, C) scores of the initial whole-map step
     step_logits: torch.Tensor  # (B, K, C) scores of steps 1..K
     transforms: torch.Tensor  # (B, K, 4) (s_x, s_y, t_x, t_y) of steps 1..K
+    # (B, 2, C) for a RAM head with a companion branch (cfg.companion): [:, 0] the recurrent branch's
+    # own fused scores, [:, 1] the companion's; `logits` mixes the two.  Each branch is trained on
+    # its own loss (losses.ram_loss).  None for every other head.
+    branch_logits: torch.Tensor | None = None
+
+    def apply(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> "RAMOutput":
+        """The same output with fn applied to every tensor (rows, device, dtype...)."""
+        return RAMOutput(*(None if t is None else fn(t) for t in (getattr(self, f.name) for f in fields(self))))
+
+    def rows(self, index) -> "RAMOutput":
+        """The images at `index` (a slice, a list or an index array)."""
+        return self.apply(lambda t: t[index])
+
+
+def concat_outputs(parts: Sequence[RAMOutput]) -> RAMOutput:
+    """Several batches' outputs (same head) as one, in order."""
+    first = parts[0]
+    return RAMOutput(*(None if getattr(first, f.name) is None else torch.cat([getattr(p, f.name) for p in parts])
+                       for f in fields(first)))
 
 
 def probabilities(logits: torch.Tensor, cfg: RAMConfig) -> torch.Tensor:
@@ -48,7 +68,8 @@ def average_with_mirror(out: RAMOutput, mirrored: RAMOutput) -> RAMOutput:
     return RAMOutput(logits=(out.logits + mirrored.logits) / 2,
                      global_logits=(out.global_logits + mirrored.global_logits) / 2,
                      step_logits=(out.step_logits + mirrored.step_logits) / 2,
-                     transforms=out.transforms)
+                     transforms=out.transforms,
+                     branch_logits=None if out.branch_logits is None else (out.branch_logits + mirrored.branch_logits) / 2)
 
 
 class RAMModel(nn.Module):
@@ -77,9 +98,7 @@ class RAMModel(nn.Module):
             b = images.shape[0]
             feats = self.features(torch.cat([images, images.flip(-1)]))  # one batch: both views
             out = self.head(feats)
-            split = RAMOutput(*(t[:b] for t in (out.logits, out.global_logits, out.step_logits, out.transforms)))
-            flip = RAMOutput(*(t[b:] for t in (out.logits, out.global_logits, out.step_logits, out.transforms)))
-            return average_with_mirror(split, flip)
+            return average_with_mirror(out.rows(slice(None, b)), out.rows(slice(b, None)))
         return self.head(self.features(images))
 
 

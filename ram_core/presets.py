@@ -102,8 +102,9 @@ def default_config(class_names: list[str], backbone: str = "tf_efficientnet_lite
     """The project's default model: the recipe chosen by 5-fold cross-validation on the VOC photos
     (assets/MODEL_CARD.md has the table of what each choice adds).  Paper's structure, plus: the
     evidence localizer, a region classifier and the ImageNet prior on every region (classes with an
-    ImageNet group), CSRA's attention term on the global step, and the image's scores as the mean of
-    the global step's and the steps' max."""
+    ImageNet group), CSRA's attention term on the global step, the recurrent branch's scores as the
+    mean of the global step's and the steps' max, and a companion branch (CSRA on the whole map, its
+    own loss) mixed in half and half."""
     from .imagenet_prior import groups_for
 
     spec = get_backbone_spec(backbone)
@@ -117,6 +118,7 @@ def default_config(class_names: list[str], backbone: str = "tf_efficientnet_lite
         transform_mode="evidence", init_scale=0.5, evidence_sigma=0.25, evidence_inhibition=0.0,
         fuse_global=False, fusion=DEFAULT_FUSION, global_attention=DEFAULT_GLOBAL_ATTENTION,
         imagenet_groups=groups if any(groups) else None, imagenet_mode="prior+init",
+        companion=DEFAULT_COMPANION, companion_weight=DEFAULT_COMPANION_WEIGHT,
         test_time_flip=DEFAULT_TEST_TIME_FLIP, freeze_backbone=True,
         loss=LossConfig(classification="bce", gamma=1.0, scale_weight=0.1, anchor_weight=0.1, positive_weight=0.1,
                         alpha=PAPER_ALPHA, beta=PAPER_BETA),
@@ -128,6 +130,10 @@ def default_config(class_names: list[str], backbone: str = "tf_efficientnet_lite
 DEFAULT_FUSION = "average"
 DEFAULT_GLOBAL_ATTENTION = 0.1
 DEFAULT_TEST_TIME_FLIP = True
+# recurrent branch + CSRA companion, each on its own loss, logits averaged: 80.15 vs 78.19 for the
+# recurrent branch alone and 76.70 for the companion alone (seed 0, the same run; MODEL_CARD.md)
+DEFAULT_COMPANION = "csra"
+DEFAULT_COMPANION_WEIGHT = 0.5
 
 PRESETS = {"paper": paper_config, "default": default_config}
 

@@ -2,7 +2,8 @@
 
 Per step: the transform (s_x, s_y, t_x, t_y), the box as fractions of the image and in the original
 image's pixels, and the step's scores; the global step's scores; the fused scores; for each class,
-which step supplied its fused (max) score.  `to_json()` is the `predict --json` schema.
+which step supplied its fused (max) score; for a model with a companion branch, both branches' own
+scores.  `to_json()` is the `predict --json` schema.
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ from typing import Any
 import torch
 
 from .model import RAMOutput, transform_to_box
+
+
+# the branches of RAMOutput.branch_logits, in order
+BRANCH_NAMES = ("recurrent", "companion")
 
 
 @dataclass
@@ -42,6 +47,9 @@ class AttentionTrace:
     extra: dict[str, Any] = field(default_factory=dict)
     # per-class thresholds (the checkpoint's, thresholds.py); a class without one uses `threshold`
     class_thresholds: dict[str, float] | None = None
+    # a model with a companion branch (config.companion): {"recurrent": scores, "companion": scores},
+    # the two branches' own scores before they are mixed into `scores`; None otherwise
+    branch_scores: dict[str, dict[str, float]] | None = None
 
     def threshold_of(self, name: str) -> float:
         return (self.class_thresholds or {}).get(name, self.threshold)
@@ -68,6 +76,7 @@ class AttentionTrace:
             "scores": self.scores,
             "global_scores": self.global_scores,
             "max_step": self.max_step,
+            **({"branch_scores": self.branch_scores} if self.branch_scores else {}),
             "steps": [
                 {"step": s.step, "box": s.box, "box_norm": s.box_norm, "transform": s.transform, "scores": s.scores}
                 for s in self.steps
@@ -92,6 +101,8 @@ class AttentionTrace:
             seconds=data.get("seconds"),
             class_thresholds=({k: float(v) for k, v in data["class_thresholds"].items()}
                               if data.get("class_thresholds") else None),
+            branch_scores=({b: {k: float(v) for k, v in sc.items()} for b, sc in data["branch_scores"].items()}
+                           if data.get("branch_scores") else None),
         )
 
 
@@ -111,6 +122,7 @@ def traces_from_output(output: RAMOutput, names: list[str], sizes: list[tuple[in
     glob = act(output.global_logits).cpu()
     steps = act(output.step_logits).cpu()  # (B, K, C)
     transforms = output.transforms.float().cpu()  # (B, K, 4)
+    branches = act(output.branch_logits).cpu() if output.branch_logits is not None else None  # (B, 2, C)
     boxes = transform_to_box(transforms)  # (B, K, 4) fractions
     k = steps.shape[1]
     if k:
@@ -152,5 +164,8 @@ def traces_from_output(output: RAMOutput, names: list[str], sizes: list[tuple[in
             threshold=threshold,
             seconds=seconds,
             class_thresholds=dict(class_thresholds) if class_thresholds else None,
+            branch_scores=None if branches is None else {
+                b: {c: _round(p) for c, p in zip(class_names, branches[i, j].tolist())}
+                for j, b in enumerate(BRANCH_NAMES)},
         ))
     return traces

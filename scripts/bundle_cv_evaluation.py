@@ -45,8 +45,8 @@ def main() -> None:
     oof = np.load(run / "oof.npz")
     cfg = RAMConfig.from_dict(summary["config"])
     ds = VOCDataset(args.root, "trainval")
-    outputs = RAMOutput(*(torch.from_numpy(oof[k]).float() for k in
-                          ("logits", "global_logits", "step_logits", "transforms")))
+    outputs = RAMOutput(*(torch.from_numpy(oof[k]).float() if k in oof.files else None for k in
+                          ("logits", "global_logits", "step_logits", "transforms", "branch_logits")))
     if len(outputs.logits) != len(ds):
         raise SystemExit(f"{run}: {len(outputs.logits)} out-of-fold rows for {len(ds)} photos")
     folds = oof["folds"]

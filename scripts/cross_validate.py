@@ -169,9 +169,9 @@ def main() -> None:
             d = out_root / name.replace(" ", "_") / f"seed{seed}"
             d.mkdir(parents=True, exist_ok=True)
             (d / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-            np.savez_compressed(d / "oof.npz", logits=res.oof.logits.numpy(), global_logits=res.oof.global_logits.numpy(),
-                                step_logits=res.oof.step_logits.numpy(), transforms=res.oof.transforms.numpy(),
-                                scores=res.oof_scores, folds=folds)
+            arrays = {f: getattr(res.oof, f).numpy() for f in ("logits", "global_logits", "step_logits", "transforms",
+                                                                 "branch_logits") if getattr(res.oof, f) is not None}
+            np.savez_compressed(d / "oof.npz", **arrays, scores=res.oof_scores, folds=folds)
             person = summary["per_class_pooled_ap"].get("person")
             hits = summary.get("box_hits", {})
             div = summary.get("diversity", {})

@@ -1,20 +1,24 @@
 """Print the model card's tables from the cross-validation runs (scripts/cross_validate.py).
 
     python scripts/model_card_tables.py [--cv runs/cv] [--variants default csra_prior_init ...]
+        [--ablations "paper_--steps_1" ...] [--root ../shared/data/VOCdevkit]
 
 One row per variant: CV mAP (mean over folds of the out-of-fold mAP over the classes with >= 5
 positives) as mean ± std over seeds, the std over folds, the same with test-time flip, person AP and
 the pooled mAP; then per-class AP (pooled out-of-fold, seed 0) with positives, and the attention's
-box hit rates and diversity for the RAM variants.
+box hit rates and diversity for the RAM variants; then one compact row per ablation run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # ram_core, from a checkout
 
 
 def fmt(v, nd=1):
@@ -30,6 +34,8 @@ def main() -> None:
     p.add_argument("--cv", default="runs/cv")
     p.add_argument("--variants", nargs="+", default=["default", "csra_prior_init", "baseline_prior_init",
                                                       "baseline_prior", "paper"])
+    p.add_argument("--ablations", nargs="*", default=[], help="run folders (under --cv) for the ablation table")
+    p.add_argument("--root", default="../shared/data/VOCdevkit", help="VOC root, for the positives per class")
     args = p.parse_args()
     cv = Path(args.cv)
     runs = {v: load(cv, v) for v in args.variants}
@@ -47,9 +53,11 @@ def main() -> None:
               f"{np.mean([r['pooled_mAP'] for r in rs]):.2f} |")
     first = next(iter(runs.values()))[0]
     classes = list(first["per_class_pooled_ap"])
-    print("\n| class | " + " | ".join(runs) + " |\n|---|" + "---|" * len(runs))
+    positives = count_positives(args.root, classes)
+    print("\n| class | positives | " + " | ".join(runs) + " |\n|---|---|" + "---|" * len(runs))
     for c in classes:
-        print(f"| {c} | " + " | ".join(fmt(rs[0]["per_class_pooled_ap"].get(c)) for rs in runs.values()) + " |")
+        print(f"| {c} | {positives.get(c, '?')} | "
+              + " | ".join(fmt(rs[0]["per_class_pooled_ap"].get(c)) for rs in runs.values()) + " |")
     for v, rs in runs.items():
         hits, div = rs[0].get("box_hits"), rs[0].get("diversity")
         if hits:
@@ -59,6 +67,37 @@ def main() -> None:
             print(f"{v}: on {div['num_images']} photos with 2+ objects ({div['objects']:.1f} on average): "
                   f"{div['objects_visited']:.2f} objects visited (another photo's: {div['objects_visited_other']:.2f}), "
                   f"all steps on one object {div['all_on_one_object']:.0f}%, two or more {div['visited_two_or_more']:.0f}%")
+
+    if args.ablations:
+        print("\n| run | seeds | CV mAP | with flip averaging | person AP | objects visited (other photo) | all on one |"
+              "\n|---|---|---|---|---|---|---|")
+        for v in args.ablations:
+            rs = load(cv, v)
+            if not rs:
+                print(f"| {v} | 0 | not run | | | | |")
+                continue
+            m = [r["mAP_mean_over_folds"] for r in rs]
+            flip = [r["other_flip_setting"]["mAP_mean_over_folds"] for r in rs if "other_flip_setting" in r]
+            person = [r["per_class_pooled_ap"].get("person") for r in rs]
+            div = rs[0].get("diversity") or {}
+            spread = (f"{div['objects_visited']:.2f} ({div['objects_visited_other']:.2f})"
+                      if "objects_visited" in div else "–")
+            one = f"{div['all_on_one_object']:.0f}%" if "all_on_one_object" in div else "–"
+            print(f"| {v} | {len(rs)} | {np.mean(m):.2f}" + (f" ± {np.std(m):.2f}" if len(rs) > 1 else "")
+                  + f" | {fmt(np.mean(flip), 2) if flip else '–'} | {fmt(np.mean([x for x in person if x is not None]))}"
+                  f" | {spread} | {one} |")
+
+
+def count_positives(root: str, classes: list[str]) -> dict[str, int]:
+    """Counted (not difficult-only) positives per class over the trainval photos; {} without the data."""
+    try:
+        from ram_core.data.voc import VOCDataset
+
+        ds = VOCDataset(root, "trainval")
+    except Exception:  # the tables still print without the photos' annotations
+        return {}
+    t, m = np.asarray(ds.targets) > 0.5, np.asarray(ds.eval_masks) > 0
+    return {c: int((t[:, i] & m[:, i]).sum()) for i, c in enumerate(ds.class_names) if c in classes}
 
 
 if __name__ == "__main__":

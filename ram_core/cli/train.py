@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..config import CLASSIFICATION_LOSSES, FUSIONS, HEADS, IMAGENET_MODES, REGION_ENCODERS, LossConfig, RAMConfig
+from ..config import CLASSIFICATION_LOSSES, COMPANIONS, FUSIONS, HEADS, IMAGENET_MODES, REGION_ENCODERS, LossConfig, RAMConfig
 from ..safe_text import plain
 
 # What a model option means when neither it nor a preset says otherwise.
@@ -16,6 +16,7 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "fuse_global": False, "imagenet_prior": False, "imagenet_mode": "prior", "region_skip": False,
     "csra_lambda": 0.1, "csra_temperature": 1.0, "test_time_flip": False, "feature_norm": False, "fusion": "max", "global_classifier": False,
     "evidence_sigma": 0.25, "evidence_inhibition": 0.0, "global_attention": 0.0,
+    "companion": "none", "companion_weight": 0.5,
     "classification_loss": "bce", "anchor_weight": 0.1, "scale_weight": 0.1, "positive_weight": 0.1,
     "gamma": 1.0, "alpha": 0.5, "beta": 0.1,
 }
@@ -29,7 +30,7 @@ _FIELDS = {
     "csra_lambda": "csra_lambda", "csra_temperature": "csra_temperature", "test_time_flip": "test_time_flip",
     "feature_norm": "feature_norm", "fusion": "fusion", "global_classifier": "global_classifier",
     "evidence_sigma": "evidence_sigma", "evidence_inhibition": "evidence_inhibition",
-    "global_attention": "global_attention",
+    "global_attention": "global_attention", "companion": "companion", "companion_weight": "companion_weight",
     "classification_loss": "loss.classification", "anchor_weight": "loss.anchor_weight",
     "scale_weight": "loss.scale_weight", "positive_weight": "loss.positive_weight", "gamma": "loss.gamma",
     "alpha": "loss.alpha", "beta": "loss.beta",
@@ -103,6 +104,12 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
                    help="RAM with --region-skip: the global step has its own classifier (not the regions')"
                         + _d("global_classifier"))
     m.add_argument("--csra-temperature", type=float, help=_d("csra_temperature"))
+    m.add_argument("--companion", choices=list(COMPANIONS),
+                   help="RAM: a second branch on the whole map (csra: a CSRA head), trained on its own loss; "
+                        "the scores mix the two branches" + _d("companion"))
+    m.add_argument("--companion-weight", type=float,
+                   help="RAM with --companion: the recurrent branch's share of the image's logits "
+                        "(the companion has the rest)" + _d("companion_weight"))
     m.add_argument("--test-time-flip", action=argparse.BooleanOptionalAction, default=None,
                    help="average the scores of each image and its mirror image at inference")
     m.add_argument("--feature-norm", action=argparse.BooleanOptionalAction, default=None,
@@ -189,6 +196,7 @@ def config_from_args(args: argparse.Namespace, class_names: list[str]) -> RAMCon
         # RAM head has are left at their off values unless the user gave them
         top.setdefault("global_attention", 0.0)
         top.setdefault("global_classifier", False)
+        top.setdefault("companion", "none")
     return cfg.replace(**top, loss=LossConfig(**{**vars(cfg.loss), **loss}))
 
 

@@ -40,6 +40,9 @@ def init_head_from_imagenet(head: nn.Module, classifier: nn.Linear) -> None:
         for target in targets:
             if target is not None:
                 init_from_imagenet(target, classifier, cfg.imagenet_groups)
+    companion = getattr(head, "companion", None)
+    if companion is not None:  # the companion branch starts from ImageNet the way its own head would
+        init_head_from_imagenet(companion, classifier)
     localizer = getattr(head, "localizer", None)
     if isinstance(localizer, EvidenceLocalizer):
         # each class's evidence map starts as its group's mean ImageNet classifier direction

@@ -54,12 +54,15 @@ class BaselineHead(nn.Module):
 class CSRAHead(nn.Module):
     """Class-specific residual attention: (B, C, H, W) -> logits (B, classes)."""
 
-    def __init__(self, cfg: RAMConfig, in_channels: int) -> None:
+    def __init__(self, cfg: RAMConfig, in_channels: int, shared_prior: ImageNetGroupPrior | None = None) -> None:
+        """shared_prior: another head's prior whose frozen ImageNet classifier this one reads (a
+        companion branch); its own scale and bias are still its own."""
         super().__init__()
         self.cfg = cfg
         self.dropout = nn.Dropout(cfg.dropout)
         self.classifier = nn.Linear(in_channels, cfg.num_classes)  # applied at every position
-        self.prior = ImageNetGroupPrior(in_channels, cfg.imagenet_groups) if cfg.uses_prior else None
+        self.prior = (ImageNetGroupPrior(in_channels, cfg.imagenet_groups, shared=shared_prior)
+                      if cfg.uses_prior else None)
         if self.prior is not None:
             nn.init.zeros_(self.classifier.weight)
             nn.init.zeros_(self.classifier.bias)

@@ -27,6 +27,7 @@ from torch import nn
 
 from ..config import RAMConfig
 from ..imagenet_prior import ImageNetGroupPrior
+from .pooling import CSRAHead
 from ..sampler import IDENTITY, cell_centres, pool_region, sample_region, sample_region_separable
 
 
@@ -168,6 +169,8 @@ class RecurrentAttentionHead(nn.Module):
             with torch.no_grad():  # the whole map for the paper (init_scale 1)
                 self.localizer.bias.copy_(torch.tensor(base))
         self.register_buffer("anchors", torch.tensor(cfg.anchors, dtype=torch.float32), persistent=False)
+        # the companion branch: its own head on the whole (raw) map, its own loss (config.companion)
+        self.companion = CSRAHead(cfg, in_channels, shared_prior=self.prior) if cfg.companion == "csra" else None
         if cfg.feature_norm:  # measured on the training features before training (feature_norm.py)
             self.register_buffer("feature_mean", torch.zeros(in_channels))
             self.register_buffer("feature_std", torch.ones(in_channels))
@@ -247,5 +250,10 @@ class RecurrentAttentionHead(nn.Module):
             fused = (logits[:, 0] + steps.amax(1)) / 2
         else:
             fused = (logits if cfg.fuse_global else steps).amax(1)
+        branches = None
+        if self.companion is not None:
+            other = self.companion(features).logits  # (B, classes)
+            branches = torch.stack([fused, other], 1)  # (B, 2, classes), each trained on its own loss
+            fused = cfg.companion_weight * fused + (1 - cfg.companion_weight) * other
         return RAMOutput(logits=fused, global_logits=logits[:, 0], step_logits=steps,
-                         transforms=torch.stack(transforms, 1))
+                         transforms=torch.stack(transforms, 1), branch_logits=branches)

@@ -27,7 +27,7 @@ from .. import metrics
 from ..config import RAMConfig
 from ..feature_norm import set_feature_stats
 from ..losses import ram_loss
-from ..model import RAMOutput, average_with_mirror, build_head, probabilities
+from ..model import RAMOutput, average_with_mirror, build_head, concat_outputs, probabilities
 from .loop import _lr_lambda
 
 
@@ -153,12 +153,11 @@ def head_outputs(head: torch.nn.Module, feats: np.ndarray, mirrored: np.ndarray 
         if mirrored is not None:
             out = average_with_mirror(out, head(torch.from_numpy(np.asarray(mirrored[s:s + batch_size])).float()))
         parts.append(out)
-    return RAMOutput(*(torch.cat([getattr(p, f) for p in parts]) for f in
-                       ("logits", "global_logits", "step_logits", "transforms")))
+    return concat_outputs(parts)
 
 
 def take(out: RAMOutput, idx: np.ndarray) -> RAMOutput:
-    return RAMOutput(out.logits[idx], out.global_logits[idx], out.step_logits[idx], out.transforms[idx])
+    return out.rows(idx)
 
 
 @dataclass
@@ -239,8 +238,7 @@ def cross_validate(cfg: RAMConfig, recipe: Recipe, views: list[np.ndarray], targ
                         selected, time.perf_counter() - t0, {"only_folds": only_folds})
     # reassemble in photo order
     order = np.concatenate([np.flatnonzero(folds == f) for f in sorted(parts)])
-    stacked = RAMOutput(*(torch.cat([getattr(parts[f], name) for f in sorted(parts)]) for name in
-                          ("logits", "global_logits", "step_logits", "transforms")))
+    stacked = concat_outputs([parts[f] for f in sorted(parts)])
     inverse = np.empty(n, int)
     inverse[order] = np.arange(n)
     oof = take(stacked, inverse)

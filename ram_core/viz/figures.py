@@ -198,10 +198,14 @@ def default_classes(trace: AttentionTrace, n: int = 5) -> list[str]:
 def trajectory_figure(trace: AttentionTrace, classes: list[str] | None = None, threshold: float | None = None,
                       height: int = 420) -> go.Figure:
     """One line per class: its score at the global step, steps 1..K, and after fusion.  A star marks
-    the step that gave the class its fused (max) score; a dotted segment leads to the fused score."""
+    the step that gave the class its fused (max) score; a dotted segment leads to the fused score.
+    A model with a companion branch also shows the recurrent branch's own score and the companion's,
+    the two scores the fused one mixes."""
     classes = classes if classes is not None else default_classes(trace)
     k = len(trace.steps)
-    xs = ["Global"] + [f"Step {s.step}" for s in trace.steps] + ["Fused"]
+    branches = trace.branch_scores or {}
+    tail = (["Recurrent", "Companion"] if branches else []) + ["Fused"]
+    xs = ["Global"] + [f"Step {s.step}" for s in trace.steps] + tail
     ticks = [f"<span style='color:{step_color(i)}'><b>{x}</b></span>" if 0 < i <= k else f"<b>{x}</b>"
              for i, x in enumerate(xs)]
     fig = go.Figure()
@@ -209,16 +213,21 @@ def trajectory_figure(trace: AttentionTrace, classes: list[str] | None = None, t
         color = CLASS_PALETTE[i % len(CLASS_PALETTE)]
         path = [trace.global_scores[c]] + [s.scores[c] for s in trace.steps]
         fig.add_trace(go.Scatter(
-            x=xs[:-1], y=path, mode="lines+markers", name=c, legendgroup=c, line=dict(color=color, width=2.5),
+            x=xs[:k + 1], y=path, mode="lines+markers", name=c, legendgroup=c, line=dict(color=color, width=2.5),
             marker=dict(size=7), hovertemplate=f"<b>{c}</b><br>%{{x}}: %{{y:.3f}}<extra></extra>",
         ))
         best = trace.max_step.get(c, 0)
+        ends = [(xs[best], path[best], "star", 15, f"max at {xs[best]}")]
+        if branches:
+            ends += [("Recurrent", branches["recurrent"][c], "circle", 10, "recurrent branch"),
+                     ("Companion", branches["companion"][c], "square", 10, "companion branch")]
+        ends.append(("Fused", trace.scores[c], "diamond", 11, "fused"))
         fig.add_trace(go.Scatter(
-            x=[xs[best], "Fused"], y=[path[best], trace.scores[c]], mode="lines+markers", legendgroup=c,
+            x=[e[0] for e in ends], y=[e[1] for e in ends], mode="lines+markers", legendgroup=c,
             showlegend=False, line=dict(color=color, width=1.5, dash="dot"),
-            marker=dict(symbol=["star", "diamond"], size=[15, 11], color=color, line=dict(color="white", width=1)),
-            hovertemplate=[f"<b>{c}</b><br>max at {xs[best]}: %{{y:.3f}}<extra></extra>",
-                           f"<b>{c}</b><br>fused: %{{y:.3f}}<extra></extra>"],
+            marker=dict(symbol=[e[2] for e in ends], size=[e[3] for e in ends], color=color,
+                        line=dict(color="white", width=1)),
+            hovertemplate=[f"<b>{c}</b><br>{e[4]}: %{{y:.3f}}<extra></extra>" for e in ends],
         ))
     if threshold is not None:
         fig.add_hline(y=threshold, line=dict(color="#888", dash="dash", width=1),
@@ -231,6 +240,23 @@ def trajectory_figure(trace: AttentionTrace, classes: list[str] | None = None, t
     fig.update_xaxes(categoryorder="array", categoryarray=xs, tickmode="array", tickvals=xs, ticktext=ticks)
     fig.update_yaxes(range=[-0.02, 1.04], title_text="score (probability)", zeroline=False)
     return fig
+
+
+def fusion_text(cfg) -> str:
+    """How a RAM config's fused scores come from its steps, in words (captions of the trajectories)."""
+    if cfg.head != "ram":
+        return f"its fused score (the {cfg.head} head has no attention steps: the same score)"
+    if cfg.fusion == "average":
+        text = "fusion (the mean, in logits, of the global step and the best step per class)"
+    elif cfg.fuse_global:
+        text = "fusion (the category-wise max over the global step and the attention steps)"
+    else:
+        text = "fusion (the category-wise max over the attention steps)"
+    if cfg.companion != "none":
+        w = cfg.companion_weight
+        text += (f"; that is the recurrent branch's score, mixed {w:.0%} / {1 - w:.0%} (in logits) with the "
+                 f"companion branch's ({cfg.companion.upper()} on the whole map, trained on its own loss)")
+    return text
 
 
 def scores_figure(trace: AttentionTrace, threshold: float, n: int = 10, height: int | None = None,
