@@ -455,13 +455,23 @@ def _remember(name: str, widget_key: str) -> None:
     st.session_state.setdefault(_STORE, {})[name] = st.session_state.get(widget_key)
 
 
+def head_text(cfg) -> str:
+    """The head in a few words: 'recurrent attention, K = 5 + CSRA companion', 'CSRA (no steps)', ..."""
+    if cfg.head == "ram":
+        return f"recurrent attention, K = {cfg.num_steps}" + (
+            f" + {cfg.companion.upper()} companion" if cfg.companion != "none" else "")
+    if cfg.head == "csra":
+        return "CSRA (class-specific attention, no steps)"
+    return "global pooling (no attention)"
+
+
 def describe_model(predictor: Predictor) -> dict[str, str]:
     """A few facts about a loaded model, as short strings for captions and metrics."""
     cfg = predictor.cfg
     info = predictor.info
     facts = {
         "Backbone": cfg.backbone,
-        "Head": f"recurrent attention, K = {cfg.num_steps}" if cfg.head == "ram" else "baseline (no attention)",
+        "Head": head_text(cfg),
         "Classes": str(cfg.num_classes),
         "Input": f"{cfg.input_size} × {cfg.input_size}",
     }

@@ -176,3 +176,12 @@ def test_the_inspect_caption_says_how_the_scores_are_fused():
     assert "30% / 70%" in text and "CSRA" in text
     assert "companion" not in fusion_text(make_cfg(companion="none"))
     assert "max over the attention steps" in fusion_text(make_cfg(companion="none", fusion="max"))
+
+
+def test_the_sidebar_names_the_companion():
+    from ram_core.app_support import head_text
+
+    assert head_text(make_cfg()) == "recurrent attention, K = 3 + CSRA companion"
+    assert head_text(make_cfg(companion="none")) == "recurrent attention, K = 3"
+    assert "CSRA" in head_text(RAMConfig(class_names=CLASSES, head="csra"))
+    assert "global pooling" in head_text(RAMConfig(class_names=CLASSES, head="baseline"))
