@@ -81,16 +81,16 @@ MUTATIONS: dict[str, tuple[str, str, str]] = {
     "scores read from h_k instead of z_k": (
         "ram_core/heads/recurrent.py", "            zs.append(z)", "            zs.append(h)"),
     "M read from h_k instead of z_k": (
-        "ram_core/heads/recurrent.py", "transform = self.next_transform(z, k + 1, evidence)",
-        "transform = self.next_transform(h, k + 1, evidence)"),
+        "ram_core/heads/recurrent.py", "transform = self.next_transform(z, k + 1, evidence, visited)",
+        "transform = self.next_transform(h, k + 1, evidence, visited)"),
     "z_k without its ReLU": (
         "ram_core/heads/recurrent.py", "nn.Sequential(nn.Linear(cfg.hidden_size, cfg.z_size), nn.ReLU(inplace=True))",
         "nn.Sequential(nn.Linear(cfg.hidden_size, cfg.z_size))"),
     "anchor constraint: step k gets another step's anchor": (
         "ram_core/losses.py", "(centres - anchors.to(centres))", "(centres - anchors.flip(0).to(centres))"),
     "localizer: step k starts at another step's anchor": (
-        "ram_core/heads/recurrent.py", "self.localizer(evidence, z, self.anchors[step - 1])",
-        "self.localizer(evidence, z, self.anchors[step % len(self.anchors)])"),
+        "ram_core/heads/recurrent.py", "self.localizer(evidence, z, self.anchors[step - 1], visited)",
+        "self.localizer(evidence, z, self.anchors[step % len(self.anchors)], visited)"),
     "anchored localizer: step k starts at another step's anchor": (
         "ram_core/heads/recurrent.py", "m.new_full((2,), self.cfg.init_scale), self.anchors[step - 1]",
         "m.new_full((2,), self.cfg.init_scale), self.anchors[step % len(self.anchors)]"),
@@ -102,7 +102,8 @@ MUTATIONS: dict[str, tuple[str, str, str]] = {
         "ram_core/presets.py", "anchor_weight=PAPER_LAMBDA1, positive_weight=PAPER_LAMBDA2",
         "anchor_weight=PAPER_LAMBDA2, positive_weight=PAPER_LAMBDA1"),
     "paper preset: alpha and beta swapped": (
-        "ram_core/presets.py", "alpha=PAPER_ALPHA, beta=PAPER_BETA", "alpha=PAPER_BETA, beta=PAPER_ALPHA"),
+        "ram_core/presets.py", "alpha=PAPER_ALPHA, beta=PAPER_BETA, anchors=anchors",
+        "alpha=PAPER_BETA, beta=PAPER_ALPHA, anchors=anchors"),
     "paper preset: steps start at half scale": (
         "ram_core/presets.py", 'transform_mode="direct", init_scale=1.0', 'transform_mode="direct", init_scale=0.5'),
     "paper preset: BCE": ("ram_core/presets.py", 'classification="softmax_mse", gamma', 'classification="bce", gamma'),

@@ -15,15 +15,16 @@ cd "$(dirname "$0")/.."
 ROOT=${1:-../shared/data/VOCdevkit}
 PY=${PYTHON:-python3}
 
-RAM_THREADS=1 $PY scripts/cross_validate.py --root "$ROOT" --variants default "default --companion none" --seeds 0 1 2 &
+RAM_THREADS=1 $PY scripts/cross_validate.py --root "$ROOT" --variants default "default --evidence-inhibition 0" \
+    "default --companion none --evidence-inhibition 0" --seeds 0 1 2 &
 RAM_THREADS=1 $PY scripts/cross_validate.py --root "$ROOT" --variants paper csra_prior_init baseline_prior_init \
     baseline_prior --seeds 0 1 2 &
 wait
-# the paper's model: K, each constraint, memory (seed 0); the default with inhibition of return
+# the paper's model: K, each constraint, memory (seed 0); the recurrent branch alone with inhibition
 RAM_THREADS=1 $PY scripts/cross_validate.py --root "$ROOT" --variants "paper --steps 1" "paper --steps 3" \
     "paper --gamma 0" "paper --no-memory" --seeds 0 &
 RAM_THREADS=1 $PY scripts/cross_validate.py --root "$ROOT" --variants "paper --scale-weight 0" \
-    "paper --anchor-weight 0" "paper --positive-weight 0" "default --evidence-inhibition 2" --seeds 0 &
+    "paper --anchor-weight 0" "paper --positive-weight 0" "default --companion none" --seeds 0 &
 wait
 
 train() {  # NAME, then train options
@@ -44,10 +45,10 @@ bundle() {  # CV RUN, EVALUATION NAME, CHECKPOINT
 bundle default default_cv assets/ram_default.safetensors
 bundle csra_prior_init baseline_cv assets/ram_baseline.safetensors
 bundle paper paper_cv assets/ram_paper.safetensors
-$PY scripts/model_card_tables.py --root "$ROOT" --variants default "default_--companion_none" csra_prior_init \
-    baseline_prior_init baseline_prior paper --ablations paper "paper_--steps_1" "paper_--steps_3" "paper_--gamma_0" \
-    "paper_--no-memory" "paper_--scale-weight_0" "paper_--anchor-weight_0" "paper_--positive-weight_0" \
-    "default_--evidence-inhibition_2"
+$PY scripts/model_card_tables.py --root "$ROOT" --variants default "default_--evidence-inhibition_0" \
+    "default_--companion_none_--evidence-inhibition_0" csra_prior_init baseline_prior_init baseline_prior paper \
+    --ablations paper "paper_--steps_1" "paper_--steps_3" "paper_--gamma_0" "paper_--no-memory" "paper_--scale-weight_0" \
+    "paper_--anchor-weight_0" "paper_--positive-weight_0" "default_--companion_none"
 $PY scripts/failure_cases.py runs/cv/default/seed0 --root "$ROOT" --classes person chair pottedplant tvmonitor dog bottle --n 3
 # occlusion on photos the model never saw: CV fold 0's model and its held-out photos
 $PY scripts/fold_checkpoint.py --root "$ROOT" --variant default --fold 0 --out runs/fold0_default
