@@ -33,7 +33,12 @@ MUTATIONS: dict[str, tuple[str, str, str]] = {
         "    s_y, s_x, t_y, t_x = transforms.unbind(-1)\n    zero = torch.zeros_like(s_x)"),
     "sampler (separable pooling): x and y swapped": (
         "ram_core/sampler.py",
-        "wy = interpolation_weights(t[:, 1], t[:, 3]", "wy = interpolation_weights(t[:, 0], t[:, 2]"),
+        "wy = interpolation_weights(t[:, 1], t[:, 3], size, features.shape[2])  # (B, r, H)",
+        "wy = interpolation_weights(t[:, 0], t[:, 2], size, features.shape[2])  # (B, r, H)"),
+    "region pooling (pool_region): x and y swapped": (
+        "ram_core/sampler.py",
+        "wy = interpolation_weights(t[:, 1], t[:, 3], size, features.shape[2]).mean(1)",
+        "wy = interpolation_weights(t[:, 0], t[:, 2], size, features.shape[2]).mean(1)"),
     "LSTM state reset at every step (no memory)": (
         "ram_core/heads/recurrent.py", "            if not cfg.memory:", "            if True:"),
     "LSTM state never carried (h kept, c reset)": (

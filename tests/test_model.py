@@ -199,3 +199,19 @@ def test_every_step_starts_at_its_own_anchor(mode):
     anchors = torch.tensor(cfg.anchors)
     nearest = torch.cdist(centres, anchors[None].expand(2, 5, 2)).argmin(-1)  # (B, K)
     assert nearest.tolist() == [[0, 1, 2, 3, 4]] * 2
+
+
+def test_separable_sampler_equals_affine_grid_sampling():
+    """The separable sampler (two small matrix products; the ONNX export's path) reads the same region
+    as affine grid + bilinear sampling, on a map with more columns than rows."""
+    from ram_core.sampler import sample_region, sample_region_separable
+
+    torch.manual_seed(0)
+    features = torch.randn(5, 7, 9, 11)
+    # regions inside, across the border, mirrored (negative scale) and fully outside the map
+    transforms = torch.tensor([[0.5, 0.4, 0.1, -0.2], [0.9, 1.2, 0.6, 0.5], [-0.3, 0.5, 0.0, 0.0],
+                               [0.2, 0.2, 1.8, -1.7], [1.0, 1.0, 0.0, 0.0]])
+    expected = sample_region(features, transforms, 4)
+    got = sample_region_separable(features, transforms, 4)
+    assert got.shape == expected.shape == (5, 7, 4, 4)
+    assert torch.allclose(got, expected, atol=1e-5)

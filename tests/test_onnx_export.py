@@ -14,7 +14,6 @@ from ram_core.checkpoints import save_checkpoint
 from ram_core.cli import main
 from ram_core.imageio import open_image
 from ram_core.inference import Predictor, preprocess
-from ram_core.sampler import sample_region, sample_region_separable
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -23,18 +22,6 @@ from ram_core.onnx_export import OUTPUT_NAMES, ExportError, export_onnx, onnx_se
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = sorted((ROOT / "assets" / "samples").glob("*.jpg"))
-
-
-def test_separable_sampler_equals_affine_grid_sampling():
-    torch.manual_seed(0)
-    features = torch.randn(5, 7, 9, 11)
-    # regions inside, across the border, mirrored (negative scale) and fully outside the map
-    transforms = torch.tensor([[0.5, 0.4, 0.1, -0.2], [0.9, 1.2, 0.6, 0.5], [-0.3, 0.5, 0.0, 0.0],
-                               [0.2, 0.2, 1.8, -1.7], [1.0, 1.0, 0.0, 0.0]])
-    expected = sample_region(features, transforms, 4)
-    got = sample_region_separable(features, transforms, 4)
-    assert got.shape == expected.shape == (5, 7, 4, 4)
-    assert torch.allclose(got, expected, atol=1e-5)
 
 
 def _onnx_probabilities(path, images: np.ndarray) -> dict[str, np.ndarray]:
