@@ -185,3 +185,41 @@ def test_the_sidebar_names_the_companion():
     assert head_text(make_cfg(companion="none")) == "recurrent attention, K = 3"
     assert "CSRA" in head_text(RAMConfig(class_names=CLASSES, head="csra"))
     assert "global pooling" in head_text(RAMConfig(class_names=CLASSES, head="baseline"))
+
+
+def test_the_evaluate_page_gives_each_branch_its_map(tmp_path, monkeypatch):
+    """An evaluation of a model with a companion: the report has both branches' mAP, and the page says them."""
+    import json
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from ram_core.backbones import RANDOM_INIT
+    from ram_core.checkpoints import CheckpointInfo, save_checkpoint
+    from ram_core.data import make_synthetic_voc
+    from ram_core.eval_views import ENV_EVAL_DIR
+    from ram_core.evaluation import evaluate_to_folder
+    from ram_core.inference import Predictor
+    from ram_core.model import build_model
+
+    names = ["circle", "square", "triangle"]
+    make_synthetic_voc(tmp_path / "scenes", 12, image_size=64, classes=names, seed=3)
+    cfg = RAMConfig(class_names=names, input_size=64, num_steps=2, region_size=2, embed_dim=16, hidden_size=16,
+                    companion="csra")
+    torch.manual_seed(0)
+    model = build_model(cfg, RANDOM_INIT).eval()
+    ckpt = save_checkpoint(tmp_path / "two.safetensors", model, backbone_weights="checkpoint")
+    predictor = Predictor(model, CheckpointInfo(cfg, "checkpoint", source="two"), torch.device("cpu"))
+    evaluate_to_folder(predictor, "synthetic", tmp_path / "scenes", "trainval", tmp_path / "evals" / "two", workers=0)
+    report = json.loads((tmp_path / "evals" / "two" / "report.json").read_text())
+    assert set(report["branch_mAP"]) == {"recurrent", "companion"}
+    monkeypatch.setenv(ENV_EVAL_DIR, str(tmp_path / "evals"))
+    monkeypatch.setenv("RAM_STUDIO_CHECKPOINT", str(ckpt))
+    root = Path(__file__).resolve().parent.parent
+    at = AppTest.from_file(str(root / "app.py"), default_timeout=60)
+    at.switch_page("pages/2_Evaluate.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    text = " ".join(c.value for c in at.caption)
+    assert (f"recurrent attention alone reaches mAP {report['branch_mAP']['recurrent']:.1f}" in text
+            and f"companion (CSRA on the whole map) {report['branch_mAP']['companion']:.1f}" in text), text
