@@ -170,8 +170,6 @@ def parse_folders(text: str) -> list[Path]:
 
 def checked_folders(text: str) -> tuple[list[Path], list[str]]:
     """(the folders typed, resolved; the refusal message of each one outside the served roots)."""
-    from . import served
-
     return served.checked_folders(text, ROOT)
 
 

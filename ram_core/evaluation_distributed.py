@@ -25,9 +25,9 @@ from .errors import DatasetError, RAMError
 from .evaluation import (EvaluationResult, Progress, RawOutputs, _align_classes, dataset_info, evaluation_dataset,
                          merge_raw, result_from_outputs, run_model, write_evaluation)
 from .inference import Predictor
-from .model import RAMOutput
+from .model import OUTPUT_FIELDS, RAMOutput
 
-FIELDS = ("logits", "global_logits", "step_logits", "transforms", "branch_logits")
+FIELDS = OUTPUT_FIELDS
 
 
 @dataclass(frozen=True)

@@ -44,11 +44,15 @@ class RAMOutput:
         return self.apply(lambda t: t[index])
 
 
+# RAMOutput's tensors by name, in order (what saved outputs hold: oof.npz, evaluation shards)
+OUTPUT_FIELDS = tuple(f.name for f in fields(RAMOutput))
+
+
 def concat_outputs(parts: Sequence[RAMOutput]) -> RAMOutput:
     """Several batches' outputs (same head) as one, in order."""
     first = parts[0]
-    return RAMOutput(*(None if getattr(first, f.name) is None else torch.cat([getattr(p, f.name) for p in parts])
-                       for f in fields(first)))
+    return RAMOutput(*(None if getattr(first, f) is None else torch.cat([getattr(p, f) for p in parts])
+                       for f in OUTPUT_FIELDS))
 
 
 def probabilities(logits: torch.Tensor, cfg: RAMConfig) -> torch.Tensor:

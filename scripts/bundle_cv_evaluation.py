@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ram_core.config import RAMConfig  # noqa: E402
 from ram_core.data.voc import VOCDataset  # noqa: E402
 from ram_core.evaluation import score_outputs, write_evaluation  # noqa: E402
-from ram_core.model import RAMOutput  # noqa: E402
+from ram_core.model import OUTPUT_FIELDS, RAMOutput  # noqa: E402
 
 
 def main() -> None:
@@ -45,8 +45,7 @@ def main() -> None:
     oof = np.load(run / "oof.npz")
     cfg = RAMConfig.from_dict(summary["config"])
     ds = VOCDataset(args.root, "trainval")
-    outputs = RAMOutput(*(torch.from_numpy(oof[k]).float() if k in oof.files else None for k in
-                          ("logits", "global_logits", "step_logits", "transforms", "branch_logits")))
+    outputs = RAMOutput(*(torch.from_numpy(oof[k]).float() if k in oof.files else None for k in OUTPUT_FIELDS))
     if len(outputs.logits) != len(ds):
         raise SystemExit(f"{run}: {len(outputs.logits)} out-of-fold rows for {len(ds)} photos")
     folds = oof["folds"]

@@ -33,7 +33,7 @@ from ram_core.backbones import build_backbone  # noqa: E402
 from ram_core.cli import build_parser  # noqa: E402
 from ram_core.cli.train import config_from_args  # noqa: E402
 from ram_core.data.voc import VOCDataset  # noqa: E402
-from ram_core.model import init_prior_from_backbone, transform_to_box  # noqa: E402
+from ram_core.model import OUTPUT_FIELDS, init_prior_from_backbone, transform_to_box  # noqa: E402
 from ram_core.training.cross_validation import Recipe, cross_validate, stratified_folds  # noqa: E402
 from ram_core.training.feature_cache import FeatureCache  # noqa: E402
 
@@ -169,8 +169,7 @@ def main() -> None:
             d = out_root / name.replace(" ", "_") / f"seed{seed}"
             d.mkdir(parents=True, exist_ok=True)
             (d / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-            arrays = {f: getattr(res.oof, f).numpy() for f in ("logits", "global_logits", "step_logits", "transforms",
-                                                                 "branch_logits") if getattr(res.oof, f) is not None}
+            arrays = {f: getattr(res.oof, f).numpy() for f in OUTPUT_FIELDS if getattr(res.oof, f) is not None}
             np.savez_compressed(d / "oof.npz", **arrays, scores=res.oof_scores, folds=folds)
             person = summary["per_class_pooled_ap"].get("person")
             hits = summary.get("box_hits", {})

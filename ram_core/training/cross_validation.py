@@ -156,10 +156,6 @@ def head_outputs(head: torch.nn.Module, feats: np.ndarray, mirrored: np.ndarray 
     return concat_outputs(parts)
 
 
-def take(out: RAMOutput, idx: np.ndarray) -> RAMOutput:
-    return out.rows(idx)
-
-
 @dataclass
 class CVResult:
     """Out-of-fold outputs of every photo and the per-fold / pooled metrics."""
@@ -241,7 +237,7 @@ def cross_validate(cfg: RAMConfig, recipe: Recipe, views: list[np.ndarray], targ
     stacked = concat_outputs([parts[f] for f in sorted(parts)])
     inverse = np.empty(n, int)
     inverse[order] = np.arange(n)
-    oof = take(stacked, inverse)
+    oof = stacked.rows(inverse)
     oof_scores = probabilities(oof.logits, cfg).numpy()
     pooled = metrics.per_class_ap(oof_scores, targets, eval_masks)
     extra = {}
