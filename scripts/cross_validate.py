@@ -4,7 +4,8 @@
         [--seeds 0 1 2] [--out runs/cv]
 
 5 folds over all trainval photos (ram_core.training.cross_validation.stratified_folds, seed 0), frozen
-EfficientNet-Lite0 features at 448 from the feature cache (extracted once, with their mirror images).
+EfficientNet-Lite0 features at the variant's input size from the feature cache (extracted once per
+size, with their mirror images; a process keeps each size's maps once).
 Every variant is a set of `train` options (the same flags as `python -m ram_core train`) plus the
 training recipe; each is scored by the mean over folds of the fold's mAP over the classes with at
 least 5 positives in the whole set.  Writes OUT/<variant>/seed<s>/{summary.json, oof.npz} and prints
@@ -91,13 +92,27 @@ def load_views(root: str, cache_dir: str, cfg) -> tuple[VOCDataset, list[np.ndar
     return ds, views
 
 
-_POOLED: list[np.ndarray] = []
+_VIEWS: dict[tuple, list[np.ndarray]] = {}
+_POOLED: dict[tuple, list[np.ndarray]] = {}
 
 
-def pooled_views(views: list[np.ndarray]) -> list[np.ndarray]:
-    if not _POOLED:
-        _POOLED.extend(v.astype(np.float32).mean((2, 3), keepdims=True) for v in views)
-    return _POOLED
+def feature_spec(cfg) -> tuple:
+    """What the cached maps depend on: variants that differ here read different maps."""
+    return cfg.backbone, cfg.input_size, tuple(cfg.mean), tuple(cfg.std)
+
+
+def views_for(root: str, cache_dir: str, cfg) -> list[np.ndarray]:
+    """The photo's and the mirror image's maps for cfg's backbone and input size, loaded once."""
+    key = feature_spec(cfg)
+    if key not in _VIEWS:
+        _VIEWS[key] = load_views(root, cache_dir, cfg)[1]
+    return _VIEWS[key]
+
+
+def pooled_views(views: list[np.ndarray], key: tuple) -> list[np.ndarray]:
+    if key not in _POOLED:
+        _POOLED[key] = [v.astype(np.float32).mean((2, 3), keepdims=True) for v in views]
+    return _POOLED[key]
 
 
 def main() -> None:
@@ -127,7 +142,7 @@ def main() -> None:
             from ram_core.data.classes import VOC_CLASSES
 
             base_cfg = config_from_args(targs, list(VOC_CLASSES))
-            ds, views = load_views(args.root, args.cache_dir, base_cfg)
+            ds = VOCDataset(args.root, "trainval")
             targets = np.asarray(ds.targets, np.float32)
             masks = np.asarray(ds.masks, np.float32)
             eval_masks = np.asarray(ds.eval_masks, np.float32)
@@ -148,7 +163,8 @@ def main() -> None:
 
         # a global-pooling head sees only the mean of the map: pooled (N, C, 1, 1) views give the same
         # numbers, far faster
-        use = pooled_views(views) if cfg.head == "baseline" else views
+        views = views_for(args.root, args.cache_dir, cfg)  # each variant reads the maps of its own input size
+        use = pooled_views(views, feature_spec(cfg)) if cfg.head == "baseline" else views
         for seed in args.seeds:
             t0 = time.perf_counter()
             res = cross_validate(cfg, recipe, use, targets, eval_masks, folds, seed=seed, train_masks=masks,
