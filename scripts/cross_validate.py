@@ -187,6 +187,9 @@ def main() -> None:
             (d / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
             arrays = {f: getattr(res.oof, f).numpy() for f in OUTPUT_FIELDS if getattr(res.oof, f) is not None}
             np.savez_compressed(d / "oof.npz", **arrays, scores=res.oof_scores, folds=folds)
+            if res.oof_other is not None:  # the same fold models with test-time flip toggled
+                np.savez_compressed(d / "oof_other_flip.npz", folds=folds, **{
+                    f: getattr(res.oof_other, f).numpy() for f in OUTPUT_FIELDS if getattr(res.oof_other, f) is not None})
             person = summary["per_class_pooled_ap"].get("person")
             hits = summary.get("box_hits", {})
             div = summary.get("diversity", {})

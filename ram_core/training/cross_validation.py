@@ -171,6 +171,8 @@ class CVResult:
     selected: np.ndarray  # (C,) bool: classes counted in the mAP
     seconds: float
     extra: dict[str, Any] = field(default_factory=dict)
+    # the same fold models' out-of-fold outputs with test-time flip toggled (when mirrored maps exist)
+    oof_other: RAMOutput | None = None
 
     @property
     def mAP(self) -> float:
@@ -208,6 +210,7 @@ def cross_validate(cfg: RAMConfig, recipe: Recipe, views: list[np.ndarray], targ
     n = len(targets)
     selected = selected_classes(targets, eval_masks, min_positives)
     parts: dict[int, RAMOutput] = {}
+    other_parts: dict[int, RAMOutput] = {}
     fold_map, other_map = [], []  # other_map: the same fold models with test-time flip toggled
     for f in sorted(set(folds.tolist())):
         if only_folds is not None and f not in only_folds:  # quick looks only: not a CV result
@@ -220,6 +223,8 @@ def cross_validate(cfg: RAMConfig, recipe: Recipe, views: list[np.ndarray], targ
         if test_time_flip and other is not None:
             out, other = other, out
         parts[f] = out
+        if other is not None:
+            other_parts[f] = other
         ap = metrics.per_class_ap(probabilities(out.logits, cfg).numpy(), targets[te], eval_masks[te])
         fold_map.append(float(np.nanmean(ap[selected]) * 100))
         if other is not None:
@@ -238,6 +243,7 @@ def cross_validate(cfg: RAMConfig, recipe: Recipe, views: list[np.ndarray], targ
     inverse = np.empty(n, int)
     inverse[order] = np.arange(n)
     oof = stacked.rows(inverse)
+    oof_other = concat_outputs([other_parts[f] for f in sorted(parts)]).rows(inverse) if other_parts else None
     oof_scores = probabilities(oof.logits, cfg).numpy()
     pooled = metrics.per_class_ap(oof_scores, targets, eval_masks)
     extra = {}
@@ -245,4 +251,4 @@ def cross_validate(cfg: RAMConfig, recipe: Recipe, views: list[np.ndarray], targ
         extra["other_flip_setting"] = {"test_time_flip": not test_time_flip, "fold_mAP": other_map,
                                        "mAP_mean_over_folds": float(np.mean(other_map))}
     return CVResult(cfg, recipe, seed, folds, oof, oof_scores, fold_map, pooled, selected,
-                    time.perf_counter() - t0, extra)
+                    time.perf_counter() - t0, extra, oof_other)
