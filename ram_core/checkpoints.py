@@ -411,3 +411,18 @@ def update_evaluation(path: str | os.PathLike, evaluation: dict[str, Any]) -> No
     info = read_metadata_bytes(blob, str(path))
     info.evaluation = evaluation
     _atomic_write(path, save(load(blob), metadata={META_KEY: finite_json.dumps(info.to_metadata())}))
+
+
+def update_config(path: str | os.PathLike, **changes: Any) -> RAMConfig:
+    """Rewrite fields of a checkpoint's config in place (atomically), tensors unchanged: only fields that
+    no tensor depends on (e.g. class_companion_weights, test_time_flip).  Returns the new config."""
+    from safetensors.torch import load, save
+
+    path = Path(path)
+    blob = path.read_bytes()
+    info = read_metadata_bytes(blob, str(path))
+    config = info.config.replace(**changes)
+    _check_head_entries(config, header_tensors(blob, str(path)), str(path))  # the tensors still fit
+    info.config = config
+    _atomic_write(path, save(load(blob), metadata={META_KEY: finite_json.dumps(info.to_metadata())}))
+    return config

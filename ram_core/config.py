@@ -152,6 +152,9 @@ class RAMConfig:
     # logits + (1 - companion_weight) * the companion's.  "none": off, as in the paper
     companion: str = "none"
     companion_weight: float = 0.5
+    # per class, the recurrent branch's share (one number per class, in [0, 1]); None: companion_weight
+    # for every class.  Chosen on out-of-fold predictions (training/fusion_weights.py): not trained
+    class_companion_weights: list[float] | None = None
     # at inference, average the logits of the image and its mirror image (boxes: the image's own)
     test_time_flip: bool = False
     freeze_backbone: bool = True
@@ -181,6 +184,15 @@ class RAMConfig:
             raise ValueError(f"companion needs the RAM head (the {self.head} head has no recurrent branch)")
         if not 0.0 <= self.companion_weight <= 1.0:
             raise ValueError(f"companion_weight must be in [0, 1], got {self.companion_weight}")
+        if self.class_companion_weights is not None:
+            self.class_companion_weights = [float(w) for w in self.class_companion_weights]
+            if self.companion == "none":
+                raise ValueError("class_companion_weights needs a companion branch")
+            if len(self.class_companion_weights) != len(self.class_names):
+                raise ValueError(f"class_companion_weights needs one weight per class ({len(self.class_names)}), "
+                                 f"got {len(self.class_companion_weights)}")
+            if not all(0.0 <= w <= 1.0 for w in self.class_companion_weights):
+                raise ValueError("class_companion_weights must all be in [0, 1]")
         if self.imagenet_mode not in IMAGENET_MODES:
             raise ValueError(f"imagenet_mode must be one of {', '.join(IMAGENET_MODES)}, got {self.imagenet_mode!r}")
         if self.region_encoder == "maxpool" and self.region_size % 2:
@@ -323,6 +335,7 @@ CONFIG_BOUNDS: dict[str, Bound] = {
     "feature_norm": Bound("bool"),
     "companion": Bound("choice", choices=COMPANIONS),
     "companion_weight": Bound("float", 0.0, 1.0),
+    "class_companion_weights": Bound("special"),
     "freeze_backbone": Bound("bool"),
     "loss": Bound("special"),
 }
@@ -427,6 +440,21 @@ def _check_imagenet_groups(value: Any, data: dict[str, Any]) -> None:
                                         f"whole numbers from 0 to {MAX_IMAGENET_INDEX}")
 
 
+def _check_class_companion_weights(value: Any, data: dict[str, Any]) -> None:
+    import math
+
+    if value is None:
+        return
+    classes = data.get("class_names")
+    n = len(classes) if isinstance(classes, list) else None
+    if not isinstance(value, list) or len(value) != n:
+        raise ConfigBoundsError(f"class_companion_weights must be a list of one weight per class ({n}), "
+                                f"got {_show(value)}")
+    for k, w in enumerate(value):
+        if not _is_number(w) or not math.isfinite(w) or not 0 <= w <= 1:
+            raise ConfigBoundsError(f"class_companion_weights[{k}] must be a number from 0 to 1, got {_show(w)}")
+
+
 def _check_anchors(value: Any, data: dict[str, Any]) -> None:
     import math
 
@@ -463,6 +491,7 @@ _SPECIAL_CHECKS: dict[str, Callable[[Any, dict], None]] = {
     "mean": _check_triple("mean", positive=False),
     "std": _check_triple("std", positive=True),
     "imagenet_groups": _check_imagenet_groups,
+    "class_companion_weights": _check_class_companion_weights,
     "loss": _check_loss,
 }
 

@@ -37,7 +37,8 @@ def main() -> None:
     p.add_argument("--checkpoint", help="the model trained on all photos with this recipe (named in the report)")
     p.add_argument("--threshold", type=float, default=0.5)
     p.add_argument("--store-in", metavar="CHECKPOINT",
-                   help="also write the CV numbers (every seed found beside RUN) into this checkpoint's evaluation summary")
+                   help="also write the CV numbers (every seed found beside RUN) into this checkpoint's evaluation "
+                        "summary, and a --fit-fusion run's per-class fusion weights into its config")
     args = p.parse_args()
 
     run = Path(args.run)
@@ -71,7 +72,12 @@ def main() -> None:
     np.save(Path(args.out) / "folds.npy", folds.astype(np.int8))
     r = result.report
     if args.store_in:
-        from ram_core.checkpoints import update_evaluation
+        from ram_core.checkpoints import update_config, update_evaluation
+
+        weights = summary["config"].get("class_companion_weights")
+        if weights is not None:  # a --fit-fusion run (scripts/fit_fusion.py): the weights chosen on all photos
+            update_config(args.store_in, class_companion_weights=weights)
+            print(f"stored the per-class fusion weights in {args.store_in}")
 
         seeds = sorted(json.loads(f.read_text())["mAP_mean_over_folds"] for f in run.parent.glob("seed*/summary.json"))
         update_evaluation(args.store_in, {

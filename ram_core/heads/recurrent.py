@@ -31,6 +31,15 @@ from .pooling import CSRAHead
 from ..sampler import IDENTITY, cell_centres, pool_region, sample_region, sample_region_separable
 
 
+def mix_branches(branches: torch.Tensor, cfg: RAMConfig) -> torch.Tensor:
+    """(B, 2, classes) [recurrent, companion] logits -> (B, classes): w * recurrent + (1 - w) * companion,
+    w the class's own weight (cfg.class_companion_weights) or cfg.companion_weight for all."""
+    w = cfg.companion_weight
+    if cfg.class_companion_weights is not None:
+        w = branches.new_tensor(cfg.class_companion_weights)  # (classes,)
+    return w * branches[:, 0] + (1 - w) * branches[:, 1]
+
+
 class RegionEncoder(nn.Module):
     """The region feature f_k the LSTM reads: (B, C, H, W) map + (B, 4) transform -> (B, embed_dim).
 
@@ -254,6 +263,6 @@ class RecurrentAttentionHead(nn.Module):
         if self.companion is not None:
             other = self.companion(features).logits  # (B, classes)
             branches = torch.stack([fused, other], 1)  # (B, 2, classes), each trained on its own loss
-            fused = cfg.companion_weight * fused + (1 - cfg.companion_weight) * other
+            fused = mix_branches(branches, cfg)
         return RAMOutput(logits=fused, global_logits=logits[:, 0], step_logits=steps,
                          transforms=torch.stack(transforms, 1), branch_logits=branches)

@@ -254,8 +254,15 @@ def fusion_text(cfg) -> str:
         text = "fusion (the category-wise max over the attention steps)"
     if cfg.companion != "none":
         w = cfg.companion_weight
-        text += (f"; that is the recurrent branch's score, mixed {w:.0%} / {1 - w:.0%} (in logits) with the "
-                 f"companion branch's ({cfg.companion.upper()} on the whole map, trained on its own loss)")
+        companion = f"companion branch's ({cfg.companion.upper()} on the whole map, trained on its own loss)"
+        if cfg.class_companion_weights is None:
+            text += f"; that is the recurrent branch's score, mixed {w:.0%} / {1 - w:.0%} (in logits) with the {companion}"
+        else:  # per-class weights (training/fusion_weights.py): name the classes that differ from the rest
+            own = {c: v for c, v in zip(cfg.class_names, cfg.class_companion_weights) if v != w}
+            text += (f"; that is the recurrent branch's score, mixed (in logits) with the {companion}: "
+                     f"the recurrent branch's share is {w:.0%}"
+                     + (", except " + ", ".join(f"{c} {v:.0%}" for c, v in own.items()) if own else "")
+                     + " (chosen per class on out-of-fold scores)")
     return text
 
 
