@@ -128,8 +128,9 @@ def default_config(class_names: list[str], backbone: str = "tf_efficientnet_lite
 
 
 # The default model's choices that cross-validation decided (assets/MODEL_CARD.md)
-# photos at 576 x 576 (an 18 x 18 map): seed 0, 80.64 vs 80.21 at 448 (flip 82.38 vs 81.43) and 640's
-# 79.9; the CSRA baseline gains too (78.50 vs 76.94), on identical features
+# photos at 576 x 576 (an 18 x 18 map): seed 0, 80.64 vs 80.21 at 448 (flip 82.38 vs 81.43); at 640
+# the first four folds gave 79.82 vs 80.18 at 576 (the run ran out of memory) and CSRA 77.88 vs 78.50.
+# The CSRA baseline gains from 576 too (78.50 vs 76.94), on identical features
 DEFAULT_INPUT_SIZE = 576
 DEFAULT_FUSION = "average"
 DEFAULT_GLOBAL_ATTENTION = 0.1
