@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TESTS = ["tests/test_model.py", "tests/test_paper_model.py", "tests/test_losses.py"]
+TESTS = ["tests/test_model.py", "tests/test_paper_model.py", "tests/test_losses.py", "tests/test_fusion_weights.py"]
 
 # name -> (file, text, replacement): the text must occur exactly once.
 MUTATIONS: dict[str, tuple[str, str, str]] = {
@@ -114,6 +114,18 @@ MUTATIONS: dict[str, tuple[str, str, str]] = {
     "paper preset: BCE": ("ram_core/presets.py", 'classification="softmax_mse", gamma', 'classification="bce", gamma'),
     "paper preset: global step in the fusion": (
         "ram_core/presets.py", "fuse_global=False,  # fused", "fuse_global=True,  # fused"),
+    "branch mix: per-class weight on the companion": (
+        "ram_core/heads/recurrent.py",
+        "    return w * branches[:, 0] + (1 - w) * branches[:, 1]",
+        "    return w * branches[:, 1] + (1 - w) * branches[:, 0]"),
+    "nested fusion weights: a fold's own photos choose its weights": (
+        "ram_core/training/fusion_weights.py",
+        "        rest = folds != f\n",
+        "        rest = folds == folds\n"),
+    "fusion weights: rare classes choose their own too": (
+        "ram_core/training/fusion_weights.py",
+        "frequent = np.flatnonzero(positives >= min_positives)",
+        "frequent = np.flatnonzero(positives >= 0)"),
 }
 
 
