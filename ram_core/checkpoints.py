@@ -404,25 +404,28 @@ def _load_strict(module: torch.nn.Module, tensors: dict[str, torch.Tensor], what
 
 def update_evaluation(path: str | os.PathLike, evaluation: dict[str, Any]) -> None:
     """Rewrite a checkpoint's evaluation summary in place (atomically), tensors unchanged."""
-    from safetensors.torch import load, save
-
     path = Path(path)
     blob = path.read_bytes()
     info = read_metadata_bytes(blob, str(path))
     info.evaluation = evaluation
-    _atomic_write(path, save(load(blob), metadata={META_KEY: finite_json.dumps(info.to_metadata())}))
+    _rewrite_metadata(path, blob, info)
 
 
 def update_config(path: str | os.PathLike, **changes: Any) -> RAMConfig:
     """Rewrite fields of a checkpoint's config in place (atomically), tensors unchanged: only fields that
     no tensor depends on (e.g. class_companion_weights, test_time_flip).  Returns the new config."""
-    from safetensors.torch import load, save
-
     path = Path(path)
     blob = path.read_bytes()
     info = read_metadata_bytes(blob, str(path))
     config = info.config.replace(**changes)
     _check_head_entries(config, header_tensors(blob, str(path)), str(path))  # the tensors still fit
     info.config = config
-    _atomic_write(path, save(load(blob), metadata={META_KEY: finite_json.dumps(info.to_metadata())}))
+    _rewrite_metadata(path, blob, info)
     return config
+
+
+def _rewrite_metadata(path: Path, blob: bytes, info: CheckpointInfo) -> None:
+    """Write `blob`'s tensors back to `path` (atomically) with `info` as the metadata."""
+    from safetensors.torch import load, save
+
+    _atomic_write(path, save(load(blob), metadata={META_KEY: finite_json.dumps(info.to_metadata())}))
