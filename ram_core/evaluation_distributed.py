@@ -21,6 +21,7 @@ from typing import Any, Callable
 import torch
 import torch.distributed as dist
 
+from .distributed_setup import init_process_group, local_rank
 from .errors import DatasetError, RAMError
 from .evaluation import (EvaluationResult, Progress, RawOutputs, _align_classes, dataset_info, evaluation_dataset,
                          merge_raw, result_from_outputs, run_model, write_evaluation)
@@ -40,14 +41,10 @@ class Distributed:
 def init_distributed(use_cuda: bool) -> Distributed | None:
     """The process group torchrun asks for (WORLD_SIZE > 1), or None: NCCL when the evaluation runs on
     GPUs (one per process), gloo on CPUs, also on a machine that has a GPU (`--device cpu`)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+    joined = init_process_group(use_cuda)
+    if joined is None:
         return None
-    local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    if not dist.is_initialized():
-        if use_cuda:
-            torch.cuda.set_device(local_rank)
-        dist.init_process_group("nccl" if use_cuda else "gloo")
-    return Distributed(dist.get_rank(), dist.get_world_size(), local_rank)
+    return Distributed(joined[0], joined[1], local_rank())
 
 
 def shard_indices(n: int, batch_size: int, rank: int, world: int) -> list[int]:

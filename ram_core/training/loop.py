@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -28,6 +27,7 @@ from .. import finite_json
 from .. import metrics
 from ..checkpoints import _atomic_write, make_provenance, save_checkpoint
 from ..config import RAMConfig
+from ..distributed_setup import init_process_group, local_rank
 from ..errors import CheckpointError, RAMError
 from ..inference import ImageTransform, autocast_for
 from ..losses import ram_loss
@@ -84,13 +84,10 @@ class CachedFeatures(Dataset):
         return self.views[v][i].float(), self.targets[i], self.masks[i], i
 
 
-def _distributed() -> tuple[int, int]:
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend)
-    if dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+def _distributed(use_cuda: bool) -> tuple[int, int]:
+    """(rank, world size): torchrun's process group (ram_core/distributed_setup.py), or (0, 1)."""
+    joined = init_process_group(use_cuda)
+    return joined if joined is not None else (0, 1)
 
 
 def _lr_lambda(epochs: int, warmup: int, steps_per_epoch: int) -> Callable[[int], float]:
@@ -139,12 +136,12 @@ def train(cfg: RAMConfig, opts: TrainOptions, train_set, val_set=None) -> dict[s
     from ..backbones import build_backbone
     from ..inference import resolve_device
 
-    rank, world = _distributed()
+    device = resolve_device(opts.device)
+    rank, world = _distributed(device.type == "cuda")
     log = opts.log or (print if rank == 0 else (lambda *_: None))
     progress = opts.progress if rank == 0 and opts.progress is not None else (lambda _event: None)
-    device = resolve_device(opts.device)
     if device.type == "cuda" and world > 1:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        device = torch.device("cuda", local_rank())
     torch.manual_seed(opts.seed)
     np.random.seed(opts.seed)
     out = Path(opts.out_dir)
