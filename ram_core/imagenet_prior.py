@@ -87,7 +87,12 @@ class ImageNetGroupPrior(nn.Module):
             self.imagenet.bias.copy_(classifier.bias)
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
-        probs = self.imagenet(pooled).float().softmax(-1)  # (B, 1000)
-        p = (probs @ self.membership).clamp(1e-6, 1 - 1e-6)  # (B, C) group probability
-        prior = torch.log(p) - torch.log1p(-p)
-        return ((self.scale * prior + self.bias) * self.has_group).to(pooled.dtype)
+        # In float32 with autocast off: under bf16 autocast (the GPU's default here) the matmul's group
+        # probability was rounded to bf16, where 1 - 1e-6 is 1.0, so a confident photo gave
+        # log1p(-1) = -inf, and inf * has_group = NaN for the classes without a group (seen on an H200:
+        # NaN scores for a VOC photo, NaN loss in training).
+        with torch.autocast(pooled.device.type, enabled=False):
+            probs = self.imagenet(pooled.float()).softmax(-1)  # (B, 1000)
+            p = (probs @ self.membership).clamp(1e-6, 1 - 1e-6)  # (B, C) group probability
+            prior = torch.log(p) - torch.log1p(-p)
+            return ((self.scale * prior + self.bias) * self.has_group).to(pooled.dtype)
