@@ -14,7 +14,10 @@ seconds have passed, and say so):
   torchrun_eval    the same under `torchrun --nproc_per_node 1`
   train_cached     `train --preset default --device cuda` (features cached on the GPU, head under autocast)
   train_fine_tune  `train --fine-tune --device cuda` (backbone and head under autocast): s/epoch, peak memory
+  occlusion        `evaluate --occlusion` on the GPU and the CPU: the attention test's numbers on each
   bench_evaluate   benchmarks/bench_evaluate.py --device cuda (images/s against the bare backbone)
+  pytest_all       the whole test suite with the GPU visible (files that need the app's packages, absent
+                   on a bare GPU machine, fail to collect and are counted apart): OUT/pytest_all.txt
 """
 
 from __future__ import annotations
@@ -145,6 +148,31 @@ def evaluate(checks: Checks, voc: str, split: str, tmp: Path) -> dict:
     return row
 
 
+def occlusion(checks: Checks, voc: str, split: str, tmp: Path) -> dict:
+    row = {}
+    for dev in (DEV, "cpu"):
+        t = time.perf_counter()
+        checks.sh([sys.executable, "-m", "ram_core", "evaluate", "--data", "voc", "--root", voc, "--split", split,
+                   "--out", tmp / f"occ_{dev}", "--device", dev, "--batch-size", "16", "--workers", "4", "--no-progress",
+                   "--occlusion"])
+        occ = json.loads((tmp / f"occ_{dev}" / "occlusion.json").read_text())
+        row[dev] = {"wall_s": round(time.perf_counter() - t, 2),
+                    "seconds": occ.get("seconds"), "images": occ.get("num_images_tested"),
+                    **{k: v for k, v in occ.get("overall", {}).items() if isinstance(v, (int, float))}}
+    return row
+
+
+def pytest_all(checks: Checks, out: Path, timeout: float) -> dict:
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "8",
+                           "--continue-on-collection-errors", "tests"], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
+    (out / "pytest_all.txt").write_text(proc.stdout[-200000:] + proc.stderr[-20000:])
+    lines = proc.stdout.strip().splitlines()
+    failed = [line for line in lines if line.startswith("FAILED")]
+    errors = [line for line in lines if line.startswith("ERROR")]
+    return {"summary": lines[-1] if lines else "?", "failed": failed[:40], "collection_errors": len(errors)}
+
+
 def torchrun_eval(checks: Checks, voc: str, split: str, tmp: Path) -> dict:
     checks.sh([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1", "--master_addr", "127.0.0.1",
                "--master_port", "29533", "-m", "ram_core", "evaluate", "--data", "voc", "--root", voc, "--split", split,
@@ -211,8 +239,10 @@ def main() -> None:
         "train_cached": lambda: _train(checks, args.voc, args.split, tmp / "train_cached", ["--epochs", "5"]),
         "train_fine_tune": lambda: _train(checks, args.voc, args.split, tmp / "train_ft",
                                           ["--epochs", "2", "--fine-tune", "--batch-size", "16"]),
+        "occlusion": lambda: occlusion(checks, args.voc, args.split, tmp),
         "bench_evaluate": lambda: {"stdout": checks.sh([sys.executable, "benchmarks/bench_evaluate.py", "--device", DEV,
-                                                         "--images", "384", "--batch-size", "64", "--workers", "8"]).stdout[-3000:]},
+                                                         "--images", "768", "--batch-size", "64", "--workers", "8"]).stdout[-3000:]},
+        "pytest_all": lambda: pytest_all(checks, out, max(60.0, args.budget + 150 - (time.perf_counter() - checks.t0))),
     }
     for name, fn in steps.items():
         if args.only and name not in args.only:
