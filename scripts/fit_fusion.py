@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ram_core import metrics  # noqa: E402
 from ram_core.data.voc import VOCDataset  # noqa: E402
 from ram_core.training.cross_validation import selected_classes  # noqa: E402
-from ram_core.training.fusion_weights import (MIN_POSITIVES, choose_class_weights, mix_by_fold,  # noqa: E402
+from ram_core.training.fusion_weights import (MIN_POSITIVES, choose_class_weights,  # noqa: E402
+                                              choose_min_positives, mix_by_fold, nested_fold_choices,
                                               nested_fold_weights)
 
 
@@ -40,6 +41,9 @@ def main() -> None:
     p.add_argument("runs", nargs="+", help="CV run folders (holding seed<s>/oof.npz)")
     p.add_argument("--root", default="../shared/data/VOCdevkit")
     p.add_argument("--min-positives", type=int, default=MIN_POSITIVES)
+    p.add_argument("--choose-bar", action="store_true",
+                   help="choose the bar (min positives) too, among MIN_POSITIVES_CHOICES, by a CV inside each fold's "
+                        "other folds; writes RUN_--fit-fusion-choose-bar")
     args = p.parse_args()
     ds = VOCDataset(args.root, "trainval")
     targets = np.asarray(ds.targets, np.float32)
@@ -53,23 +57,31 @@ def main() -> None:
             summary = json.loads((seed_dir / "summary.json").read_text())
             folds = oof["folds"]
             base = summary["config"].get("companion_weight", 0.5)
-            per_fold = nested_fold_weights(oof["branch_logits"], targets, masks, folds, base, args.min_positives)
-            final = choose_class_weights(oof["branch_logits"], targets, masks, base, args.min_positives)
+            if args.choose_bar:
+                choices = nested_fold_choices(oof["branch_logits"], targets, masks, folds, evaluated, base)
+                per_fold = {f: w for f, (_, w) in choices.items()}
+                bar, _ = choose_min_positives(oof["branch_logits"], targets, masks, folds, evaluated, base)
+                bars = {str(f): b for f, (b, _) in choices.items()}
+            else:
+                per_fold = nested_fold_weights(oof["branch_logits"], targets, masks, folds, base, args.min_positives)
+                bar, bars = args.min_positives, None
+            final = choose_class_weights(oof["branch_logits"], targets, masks, base, bar)
             oof["logits"] = mix_by_fold(oof["branch_logits"], folds, per_fold)
             oof["scores"] = 1.0 / (1.0 + np.exp(-oof["logits"]))
             fm = fold_maps(oof["logits"], targets, masks, folds, evaluated)
             pooled = metrics.per_class_ap(oof["scores"], targets, masks)
-            out = seed_dir.parent.parent / f"{run.name}_--fit-fusion" / seed_dir.name
+            suffix = "_--fit-fusion-choose-bar" if args.choose_bar else "_--fit-fusion"
+            out = seed_dir.parent.parent / f"{run.name}{suffix}" / seed_dir.name
             out.mkdir(parents=True, exist_ok=True)
             summary.update(
-                variant=f"{summary.get('variant', run.name)} --fit-fusion",
+                variant=f"{summary.get('variant', run.name)} {suffix[1:].replace('_', ' ')}",
                 mAP_mean_over_folds=float(np.mean(fm)), mAP_std_over_folds=float(np.std(fm)), fold_mAP=fm,
                 pooled_mAP=float(np.nanmean(pooled[evaluated]) * 100),
                 per_class_pooled_ap={c: (None if np.isnan(a) else round(float(a) * 100, 2))
                                      for c, a in zip(ds.class_names, pooled)},
                 fusion_weights={"chosen_on_all_photos": dict(zip(ds.class_names, final.tolist())),
                                 "per_fold": {str(f): w.tolist() for f, w in per_fold.items()},
-                                "min_positives": args.min_positives,
+                                "min_positives": bar, "min_positives_per_fold": bars,
                                 "fixed_mix_mAP": summary["mAP_mean_over_folds"]},
             )
             summary["config"] = {**summary["config"], "class_companion_weights": final.tolist()}

@@ -6,7 +6,8 @@ import torch
 
 from ram_core.config import ConfigBoundsError, RAMConfig, check_config_dict
 from ram_core.model import build_head
-from ram_core.training.fusion_weights import (choose_class_weights, mix, mix_by_fold, nested_fold_weights)
+from ram_core.training.fusion_weights import (choose_class_weights, choose_min_positives, mix, mix_by_fold,
+                                              nested_fold_choices, nested_fold_weights)
 from ram_core.viz.figures import fusion_text
 
 CLASSES = ["cat", "dog", "person"]
@@ -63,6 +64,25 @@ def test_a_folds_weights_never_see_that_folds_labels():
     # each photo is mixed with its own fold's weights
     mixed = mix_by_fold(branches, folds, before)
     np.testing.assert_allclose(mixed[folds == 1], mix(branches[folds == 1], before[1]))
+
+
+def test_the_bar_is_chosen_by_cv_and_a_fold_never_chooses_with_its_own_labels():
+    branches, targets, masks = synthetic_branches(n=600)
+    targets[:, 1] = 0
+    targets[np.arange(0, 600, 25), 1] = 1  # dog: 24 positives, only the recurrent branch knows it
+    branches[:, 0, 1] = np.random.default_rng(1).normal(size=600) + 4 * targets[:, 1]
+    folds = np.arange(len(targets)) % 4
+    evaluated = np.ones(3, bool)
+    bar, scores = choose_min_positives(branches, targets, masks, folds, evaluated, 0.5, (50, 10))
+    assert bar == 10 and scores[10] > scores[50]  # letting dog choose the recurrent branch pays
+    same = np.repeat(branches[:, :1], 2, axis=1)  # identical branches: every bar ties, the larger wins
+    assert choose_min_positives(same, targets, masks, folds, evaluated, 0.5, (50, 10))[0] == 50
+    before = nested_fold_choices(branches, targets, masks, folds, evaluated, 0.5, (50, 10))
+    flipped = targets.copy()
+    flipped[folds == 2] = 1 - flipped[folds == 2]
+    after = nested_fold_choices(branches, flipped, masks, folds, evaluated, 0.5, (50, 10))
+    assert before[2][0] == after[2][0]
+    np.testing.assert_array_equal(before[2][1], after[2][1])
 
 
 def test_the_head_mixes_each_class_with_its_own_weight():

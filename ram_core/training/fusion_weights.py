@@ -13,7 +13,12 @@ every fold), but a class with a handful of positives cannot choose its own weigh
 80.41 vs 80.45 at 448 and 80.87 vs 80.98 at 576; MODEL_CARD.md.)
 
 `nested_fold_weights` measures that procedure honestly: each fold's photos are mixed with weights
-chosen on the other folds' out-of-fold scores only.  Arrays: branch logits (N, 2, C) as
+chosen on the other folds' out-of-fold scores only.
+
+How many positives are enough to choose can itself be chosen on the data (`choose_min_positives`:
+the bar among MIN_POSITIVES_CHOICES whose nested-CV mAP is highest).  `nested_fold_choices` measures
+that larger procedure just as honestly: for each fold, the bar and then the weights are chosen on the
+other folds' photos alone (the bar by a CV inside them), so the fold's photos choose nothing.  Arrays: branch logits (N, 2, C) as
 [recurrent, companion]; targets and masks (N, C).
 """
 
@@ -25,6 +30,7 @@ from .. import metrics
 
 WEIGHT_GRID = tuple(round(0.1 * k, 1) for k in range(11))
 MIN_POSITIVES = 50
+MIN_POSITIVES_CHOICES = (50, 20, 10)  # the bars choose_min_positives picks from (largest first)
 
 
 def mix(branch_logits: np.ndarray, weights: np.ndarray | float) -> np.ndarray:
@@ -75,4 +81,40 @@ def mix_by_fold(branch_logits: np.ndarray, folds: np.ndarray, weights: dict[int,
     for f, w in weights.items():
         rows = folds == f
         out[rows] = mix(branch_logits[rows], w)
+    return out
+
+
+def fold_map(logits: np.ndarray, targets: np.ndarray, masks: np.ndarray, folds: np.ndarray,
+             evaluated: np.ndarray) -> float:
+    """Mean over folds of the mAP (x 100) over the `evaluated` classes (C,) bool: the CV's measure."""
+    probs = _sigmoid(logits)
+    return float(np.mean([np.nanmean(metrics.per_class_ap(probs[folds == f], targets[folds == f],
+                                                          masks[folds == f])[evaluated])
+                          for f in sorted(set(folds.tolist()))]) * 100)
+
+
+def choose_min_positives(branch_logits: np.ndarray, targets: np.ndarray, masks: np.ndarray, folds: np.ndarray,
+                         evaluated: np.ndarray, base_weight: float = 0.5,
+                         choices: tuple[int, ...] = MIN_POSITIVES_CHOICES) -> tuple[int, dict[int, float]]:
+    """(bar, {bar: nested-CV mAP}) on these photos: each bar's weights chosen per fold on the other
+    folds.  Ties go to the larger bar (fewer classes choosing, the safer side)."""
+    scores = {}
+    for bar in choices:
+        weights = nested_fold_weights(branch_logits, targets, masks, folds, base_weight, bar)
+        scores[bar] = fold_map(mix_by_fold(branch_logits, folds, weights), targets, masks, folds, evaluated)
+    best = max(scores.values())
+    return max(b for b, v in scores.items() if v == best), scores
+
+
+def nested_fold_choices(branch_logits: np.ndarray, targets: np.ndarray, masks: np.ndarray, folds: np.ndarray,
+                        evaluated: np.ndarray, base_weight: float = 0.5,
+                        choices: tuple[int, ...] = MIN_POSITIVES_CHOICES) -> dict[int, tuple[int, np.ndarray]]:
+    """fold -> (bar, (C,) weights), both chosen on the other folds' photos only (the bar by a CV over
+    those folds)."""
+    out = {}
+    for f in sorted(set(folds.tolist())):
+        rest = folds != f
+        bar, _ = choose_min_positives(branch_logits[rest], targets[rest], masks[rest], folds[rest], evaluated,
+                                      base_weight, choices)
+        out[f] = (bar, choose_class_weights(branch_logits[rest], targets[rest], masks[rest], base_weight, bar))
     return out
