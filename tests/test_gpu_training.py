@@ -22,11 +22,7 @@ from ram_core.data.voc import VOCDataset
 from ram_core.eval_columns import read_columns
 from ram_core.training.loop import TrainOptions, train
 from test_evaluate_distributed import _free_port
-
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-ROOT = Path(__file__).resolve().parent.parent
-CLASSES = ["circle", "square", "triangle"]
-CFG = dict(class_names=CLASSES, input_size=96, num_steps=3, region_size=3, embed_dim=16, hidden_size=16)
+from test_gpu_issue14 import CFG, CLASSES, ROOT, pytestmark  # noqa: F401  (the same skip: no GPU, no test)
 
 
 @pytest.fixture(scope="module")
