@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ram_core.attention_stats import box_hit_rates  # noqa: E402
-from ram_core.cli.train import add_parser as add_train_parser, config_from_args  # noqa: E402
+from ram_core.cli.train import add_parser as add_train_parser, config_from_args, resolve_lr  # noqa: E402
 from ram_core.data.voc import VOCDataset  # noqa: E402
 from ram_core.model import transform_to_box  # noqa: E402
 from ram_core.training.feature_cache import FeatureCache, cache_key  # noqa: E402
@@ -90,7 +90,7 @@ def main() -> None:
             targs = parse_variant(extra + ["--seed", str(seed)], args)
             cfg = config_from_args(targs, list(train_set.class_names))
             opts = TrainOptions(out_dir=str(out / name.replace(" ", "_") / f"seed{seed}"), epochs=targs.epochs,
-                                batch_size=targs.batch_size, lr=targs.lr, weight_decay=targs.weight_decay,
+                                batch_size=targs.batch_size, lr=resolve_lr(targs).lr, weight_decay=targs.weight_decay,
                                 seed=seed, cache_dir=args.cache_dir, min_positives=args.min_positives,
                                 views=("orig",) if targs.no_flip else ("orig", "hflip"),
                                 data_description=f"voc:{args.root} split=train", log=lambda *_: None)

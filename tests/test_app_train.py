@@ -95,6 +95,7 @@ def test_the_recipe_fills_the_options_and_a_baseline_has_no_steps(jobs):
     assert at.number_input(key="train.input_size").value == paper["input_size"]
     assert at.number_input(key="train.steps").value == paper["steps"]
     assert at.number_input(key="train.epochs").value == paper["epochs"]
+    assert at.number_input(key="train.lr").value == pytest.approx(paper["lr"])  # the preset's 3e-4
     at.selectbox(key="train.recipe").set_value("baseline").run()
     assert at.number_input(key="train.steps").disabled
     assert at.toggle(key="train.fine_tune").disabled == (not __import__("torch").cuda.is_available())

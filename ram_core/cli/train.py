@@ -146,7 +146,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     o = p.add_argument_group("optimisation")
     o.add_argument("--epochs", type=int, default=30)
     o.add_argument("--batch-size", type=int, default=32)
-    o.add_argument("--lr", type=float, default=1e-3)
+    o.add_argument("--lr", type=float, default=None,
+                   help="learning rate of the head (default: the recipe's, presets.RECIPE_LR: paper 3e-4; "
+                        "otherwise 1e-3)")
     o.add_argument("--backbone-lr", type=float, default=1e-4)
     o.add_argument("--weight-decay", type=float, default=1e-4)
     o.add_argument("--seed", type=int, default=0)
@@ -230,6 +232,15 @@ def datasets_from_args(args: argparse.Namespace):
     return train_set, val_set, data
 
 
+def resolve_lr(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill --lr from the preset when it was not given (presets.preset_lr); returns args."""
+    if getattr(args, "lr", None) is None:
+        from ..presets import preset_lr
+
+        args.lr = preset_lr(getattr(args, "preset", None), getattr(args, "head", None))
+    return args
+
+
 def options_from_args(args: argparse.Namespace, train_set, data: dict[str, Any]):
     """The TrainOptions of a parsed `train` command line.  The data description names the dataset root
     by its folder name: a checkpoint does not carry this machine's paths."""
@@ -237,6 +248,7 @@ def options_from_args(args: argparse.Namespace, train_set, data: dict[str, Any])
 
     from ..training.loop import TrainOptions
 
+    resolve_lr(args)
     split = f"split={data['split']}"
     if data.get("val_fraction") is not None:
         split += f" minus {100 * data['val_fraction']:g}% held out (split seed {data['split_seed']})"
@@ -285,7 +297,7 @@ def check_train_arguments(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..training.loop import train
 
-    check_train_arguments(args)
+    check_train_arguments(resolve_lr(args))
     train_set, val_set, data = datasets_from_args(args)
     for ds in (train_set, val_set):
         if ds is not None and ds.skipped:

@@ -151,9 +151,9 @@ def recipe_values(recipe: str) -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=32)
 def _recipe_values(recipe: str) -> dict[str, Any]:
-    from ..cli.train import config_from_args
+    from ..cli.train import config_from_args, resolve_lr
 
-    args = parse_train_args(["--data", "voc", "--root", ".", "--out", "OUT", *recipe_args(recipe)])
+    args = resolve_lr(parse_train_args(["--data", "voc", "--root", ".", "--out", "OUT", *recipe_args(recipe)]))
     cfg = config_from_args(args, ["a", "b"])
     return {"epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
             "steps": cfg.num_steps if cfg.head == "ram" else None, "input_size": cfg.input_size}
