@@ -147,8 +147,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--epochs", type=int, default=30)
     o.add_argument("--batch-size", type=int, default=32)
     o.add_argument("--lr", type=float, default=None,
-                   help="learning rate of the head (default: the recipe's, presets.RECIPE_LR: paper 3e-4; "
-                        "otherwise 1e-3)")
+                   help="learning rate of the head (default: the recipe's, presets.RECIPE_LR: paper 3e-4, "
+                        "default 2e-3, default with --head csra 4e-3; otherwise 1e-3)")
     o.add_argument("--backbone-lr", type=float, default=1e-4)
     o.add_argument("--weight-decay", type=float, default=1e-4)
     o.add_argument("--seed", type=int, default=0)
