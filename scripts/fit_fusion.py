@@ -25,15 +25,8 @@ from ram_core import metrics  # noqa: E402
 from ram_core.data.voc import VOCDataset  # noqa: E402
 from ram_core.training.cross_validation import selected_classes  # noqa: E402
 from ram_core.training.fusion_weights import (MIN_POSITIVES, choose_class_weights,  # noqa: E402
-                                              choose_min_positives, mix_by_fold, nested_fold_choices,
-                                              nested_fold_weights)
-
-
-def fold_maps(logits: np.ndarray, targets: np.ndarray, masks: np.ndarray, folds: np.ndarray,
-              evaluated: np.ndarray) -> list[float]:
-    probs = 1.0 / (1.0 + np.exp(-logits))
-    return [float(np.nanmean(metrics.per_class_ap(probs[folds == f], targets[folds == f], masks[folds == f])[evaluated])
-                  * 100) for f in sorted(set(folds.tolist()))]
+                                              choose_min_positives, fold_maps, mix_by_fold,
+                                              nested_fold_choices, nested_fold_weights)
 
 
 def main() -> None:

@@ -18,8 +18,9 @@ chosen on the other folds' out-of-fold scores only.
 How many positives are enough to choose can itself be chosen on the data (`choose_min_positives`:
 the bar among MIN_POSITIVES_CHOICES whose nested-CV mAP is highest).  `nested_fold_choices` measures
 that larger procedure just as honestly: for each fold, the bar and then the weights are chosen on the
-other folds' photos alone (the bar by a CV inside them), so the fold's photos choose nothing.  Arrays: branch logits (N, 2, C) as
-[recurrent, companion]; targets and masks (N, C).
+other folds' photos alone (the bar by a CV inside them), so the fold's photos choose nothing.
+
+Arrays: branch logits (N, 2, C) as [recurrent, companion]; targets and masks (N, C).
 """
 
 from __future__ import annotations
@@ -84,13 +85,18 @@ def mix_by_fold(branch_logits: np.ndarray, folds: np.ndarray, weights: dict[int,
     return out
 
 
+def fold_maps(logits: np.ndarray, targets: np.ndarray, masks: np.ndarray, folds: np.ndarray,
+              evaluated: np.ndarray) -> list[float]:
+    """Each fold's mAP (x 100) over the `evaluated` classes (C,) bool, folds in order."""
+    probs = _sigmoid(logits)
+    return [float(np.nanmean(metrics.per_class_ap(probs[folds == f], targets[folds == f], masks[folds == f])[evaluated])
+                  * 100) for f in sorted(set(folds.tolist()))]
+
+
 def fold_map(logits: np.ndarray, targets: np.ndarray, masks: np.ndarray, folds: np.ndarray,
              evaluated: np.ndarray) -> float:
-    """Mean over folds of the mAP (x 100) over the `evaluated` classes (C,) bool: the CV's measure."""
-    probs = _sigmoid(logits)
-    return float(np.mean([np.nanmean(metrics.per_class_ap(probs[folds == f], targets[folds == f],
-                                                          masks[folds == f])[evaluated])
-                          for f in sorted(set(folds.tolist()))]) * 100)
+    """The CV's measure: the mean of fold_maps."""
+    return float(np.mean(fold_maps(logits, targets, masks, folds, evaluated)))
 
 
 def choose_min_positives(branch_logits: np.ndarray, targets: np.ndarray, masks: np.ndarray, folds: np.ndarray,
