@@ -39,7 +39,7 @@ from ram_core.training.cross_validation import Recipe, cross_validate, stratifie
 from ram_core.training.feature_cache import FeatureCache  # noqa: E402
 
 RECIPE_FLAGS = {"--epochs": ("epochs", int), "--lr": ("lr", float), "--weight-decay": ("weight_decay", float),
-                "--batch-size": ("batch_size", int)}
+                "--batch-size": ("batch_size", int), "--companion-lr": ("companion_lr", float)}
 
 # name -> train flags (model) + recipe flags.  "default_v1" is the recipe shipped before cross-validation.
 VARIANTS: dict[str, list[str]] = {

@@ -149,6 +149,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--lr", type=float, default=None,
                    help="learning rate of the head (default: the recipe's, presets.RECIPE_LR: paper 3e-4, "
                         "default 2e-3, default with --head csra 4e-3; otherwise 1e-3)")
+    o.add_argument("--companion-lr", type=float, default=None,
+                   help="learning rate of the companion branch (a RAM head with --companion csra); "
+                        "default: the same as --lr")
     o.add_argument("--backbone-lr", type=float, default=1e-4)
     o.add_argument("--weight-decay", type=float, default=1e-4)
     o.add_argument("--seed", type=int, default=0)
@@ -253,7 +256,8 @@ def options_from_args(args: argparse.Namespace, train_set, data: dict[str, Any])
     if data.get("val_fraction") is not None:
         split += f" minus {100 * data['val_fraction']:g}% held out (split seed {data['split_seed']})"
     return TrainOptions(
-        out_dir=args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, backbone_lr=args.backbone_lr,
+        out_dir=args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        companion_lr=getattr(args, "companion_lr", None), backbone_lr=args.backbone_lr,
         weight_decay=args.weight_decay, seed=args.seed, views=("orig",) if args.no_flip else ("orig", "hflip"),
         use_cache=not args.fine_tune, cache_dir=args.cache_dir, workers=args.workers, device=args.device,
         resume=args.resume, backbone_weights=args.backbone_weights, min_positives=args.min_positives,
@@ -277,7 +281,7 @@ def check_train_arguments(args: argparse.Namespace) -> None:
         value = getattr(args, name, None)
         if value is not None and not lo <= value <= hi:
             problems.append(f"--{name.replace('_', '-')} must be between {lo} and {hi}, got {value}")
-    for name, positive in (("lr", True), ("backbone_lr", True), ("weight_decay", False)):
+    for name, positive in (("lr", True), ("companion_lr", True), ("backbone_lr", True), ("weight_decay", False)):
         value = getattr(args, name, None)
         if value is not None and not (math.isfinite(value) and (value > 0 if positive else value >= 0) and value <= 10):
             low = "above" if positive else "of at least"

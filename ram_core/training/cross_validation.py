@@ -29,6 +29,7 @@ from ..feature_norm import set_feature_stats
 from ..losses import ram_loss
 from ..model import RAMOutput, average_with_mirror, build_head, concat_outputs, probabilities
 from .loop import _lr_lambda
+from .param_groups import head_param_groups
 
 
 @dataclass
@@ -41,6 +42,7 @@ class Recipe:
     batch_size: int = 32
     warmup_epochs: int = 1
     flip_views: bool = True  # train on the photo and its mirror image (one of the two per epoch)
+    companion_lr: float | None = None  # the companion branch's own rate (param_groups.py); None: lr
 
 
 def stratified_folds(targets: np.ndarray, masks: np.ndarray | None = None, k: int = 5, seed: int = 0) -> np.ndarray:
@@ -117,8 +119,8 @@ def fit_head(cfg: RAMConfig, recipe: Recipe, views: list[np.ndarray], targets: n
         init(head)
     set_feature_stats(head, views[0])
     batches = ViewBatches(views if recipe.flip_views else views[:1], targets, masks, recipe.batch_size, seed)
-    params = [p for p in head.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    optimizer = torch.optim.AdamW(head_param_groups(head, recipe.lr, recipe.companion_lr),
+                                  weight_decay=recipe.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(recipe.epochs, recipe.warmup_epochs,
                                                                         len(batches)))
     anchors = torch.tensor(cfg.anchors) if cfg.num_attention_steps else torch.zeros(0, 2)

@@ -34,6 +34,7 @@ from ..losses import ram_loss
 from ..model import RAMModel, build_head, init_prior_from_backbone, probabilities
 from ..feature_norm import set_feature_stats
 from .feature_cache import FeatureCache
+from .param_groups import head_param_groups
 
 
 @dataclass
@@ -42,6 +43,7 @@ class TrainOptions:
     epochs: int = 30
     batch_size: int = 32
     lr: float = 1e-3
+    companion_lr: float | None = None  # the companion branch's own rate (param_groups.py); None: lr
     backbone_lr: float = 1e-4  # fine-tuning only
     weight_decay: float = 1e-4
     warmup_epochs: int = 1
@@ -204,8 +206,7 @@ def train(cfg: RAMConfig, opts: TrainOptions, train_set, val_set=None) -> dict[s
                         pin_memory=device.type == "cuda")
 
     # --- optimisation ---
-    head_params = [p for p in model.head.parameters() if p.requires_grad]
-    groups = [{"params": head_params, "lr": opts.lr}]
+    groups = head_param_groups(model.head, opts.lr, opts.companion_lr)
     if not opts.use_cache and not cfg.freeze_backbone:
         groups.append({"params": [p for p in model.backbone.parameters() if p.requires_grad], "lr": opts.backbone_lr})
     optimizer = torch.optim.AdamW(groups, weight_decay=opts.weight_decay)
