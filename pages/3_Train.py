@@ -255,7 +255,9 @@ with recipe_col:
         keep(f"train.{name}", base[name])
     o1, o2, o3 = st.columns(3)
     epochs = o1.number_input("Epochs", 1, 1000, key="train.epochs")
-    lr = o2.number_input("Learning rate", 1e-6, 1.0, key="train.lr", format="%.5f", step=1e-4)
+    lr = o2.number_input("Learning rate", 1e-6, 1.0, key="train.lr", format="%.5f", step=1e-4,
+                         help="The recipe's, chosen by cross-validation.  The default recipe's companion branch "
+                              "(CSRA) learns at twice this rate; `--companion-lr` under More options sets it.")
     batch_size = o3.number_input("Batch size", 1, 1024, key="train.batch_size")
     o4, o5, _ = st.columns(3)
     steps = o4.number_input("Attention steps K", 1, 20, key="train.steps", disabled=base["steps"] is None,

@@ -18,7 +18,8 @@ ROOT=${1:-../shared/data/VOCdevkit}
 PY=${PYTHON:-python3}
 
 # the default at 576 is also run as "default --input-size 576" (its runs/cv folder's name says the size)
-RAM_THREADS=1 $PY scripts/cross_validate.py --root "$ROOT" --variants "default --input-size 576 --lr 2e-3" \
+RAM_THREADS=1 $PY scripts/cross_validate.py --root "$ROOT" --variants \
+    "default --input-size 576 --lr 2e-3 --companion-lr 4e-3" "default --input-size 576 --lr 2e-3" \
     "default --input-size 576" \
     "default --input-size 448" "default --input-size 448 --evidence-inhibition 0" \
     "default --input-size 448 --companion none --evidence-inhibition 0" --seeds 0 1 2 &
@@ -28,22 +29,29 @@ RAM_THREADS=1 $PY scripts/cross_validate.py --root "$ROOT" --variants paper "pap
 # the learning rates (the lines above train at cross_validate's 1e-3): CSRA's search on seed 0, and
 # the chosen 4e-3 (the default's 2e-3 runs with the first group)
 RAM_THREADS=1 $PY scripts/cross_validate.py --root "$ROOT" --variants "csra_prior_init --input-size 576 --lr 2e-3" \
-    "csra_prior_init --input-size 576 --lr 4e-3" "csra_prior_init --input-size 576 --lr 8e-3" "paper --lr 1e-4" --seeds 0
+    "csra_prior_init --input-size 576 --lr 8e-3" "paper --lr 1e-4" "default --input-size 576 --lr 4e-3" --seeds 0
+RAM_THREADS=1 $PY scripts/cross_validate.py --root "$ROOT" --variants "csra_prior_init --input-size 576 --lr 4e-3" --seeds 0 1 2
 wait
-$PY scripts/fit_fusion.py --root "$ROOT" "runs/cv/default_--input-size_576_--lr_2e-3" "runs/cv/default_--input-size_576" \
+$PY scripts/fit_fusion.py --root "$ROOT" "runs/cv/default_--input-size_576_--lr_2e-3_--companion-lr_4e-3" \
+    "runs/cv/default_--input-size_576_--lr_2e-3" "runs/cv/default_--input-size_576" \
     "runs/cv/default_--input-size_448"
-# the paper's model: K, each constraint, memory (seed 0); the recurrent branch alone with inhibition
+# the paper's model: K, each constraint, memory (seed 0; at 1e-3, then the first ones at the preset's 3e-4);
+# the recurrent branch alone with inhibition
 RAM_THREADS=1 $PY scripts/cross_validate.py --root "$ROOT" --variants "paper --steps 1" "paper --steps 3" \
     "paper --gamma 0" "paper --no-memory" --seeds 0 &
 RAM_THREADS=1 $PY scripts/cross_validate.py --root "$ROOT" --variants "paper --scale-weight 0" \
     "paper --anchor-weight 0" "paper --positive-weight 0" "default --input-size 448 --companion none" --seeds 0 &
+wait
+RAM_THREADS=1 $PY scripts/cross_validate.py --root "$ROOT" --variants "paper --lr 3e-4 --steps 1" "paper --lr 3e-4 --gamma 0" \
+    "paper --lr 3e-4 --scale-weight 0" "paper --lr 3e-4 --positive-weight 0" --seeds 0 &
+RAM_THREADS=1 $PY scripts/cross_validate.py --root "$ROOT" --variants "paper --lr 3e-4 --steps 3" "paper --lr 3e-4 --no-memory" --seeds 0 &
 wait
 
 train() {  # NAME, then train options
   local name=$1; shift
   $PY -m ram_core train --data voc --root "$ROOT" --split trainval --out "runs/ship_$name" --epochs 30 "$@"
 }
-train default --preset default  # lr 2e-3, the recipe's (presets.RECIPE_LR)
+train default --preset default  # lr 2e-3 (presets.RECIPE_LR), its companion at 2 x lr (RECIPE_COMPANION_LR_SCALE)
 train baseline --preset default --head csra  # lr 4e-3
 train paper --preset paper  # at the preset's lr, 3e-4 (presets.RECIPE_LR)
 for name in default baseline paper; do
@@ -54,10 +62,11 @@ bundle() {  # CV RUN, EVALUATION NAME, CHECKPOINT
   $PY scripts/bundle_cv_evaluation.py "runs/cv/$1/seed0" "assets/evaluations/$2" --root "$ROOT" --checkpoint "$3" \
       --store-in "$3"
 }
-bundle "default_--input-size_576_--lr_2e-3_--fit-fusion" default_cv assets/ram_default.safetensors  # + the fusion weights
+bundle "default_--input-size_576_--lr_2e-3_--companion-lr_4e-3_--fit-fusion" default_cv assets/ram_default.safetensors  # + the fusion weights
 bundle "csra_prior_init_--input-size_576_--lr_4e-3" baseline_cv assets/ram_baseline.safetensors
 bundle "paper_--lr_3e-4" paper_cv assets/ram_paper.safetensors
-$PY scripts/model_card_tables.py --root "$ROOT" --variants "default_--input-size_576_--lr_2e-3_--fit-fusion" \
+$PY scripts/model_card_tables.py --root "$ROOT" --variants "default_--input-size_576_--lr_2e-3_--companion-lr_4e-3_--fit-fusion" \
+    "default_--input-size_576_--lr_2e-3_--companion-lr_4e-3" "default_--input-size_576_--lr_2e-3_--fit-fusion" \
     "default_--input-size_576_--lr_2e-3" "csra_prior_init_--input-size_576_--lr_4e-3" "default_--input-size_576_--fit-fusion" \
     "default_--input-size_576" "csra_prior_init_--input-size_576" "baseline_prior_init_--input-size_576" \
     "baseline_prior_--input-size_576" "default_--input-size_448_--fit-fusion" "default_--input-size_448" \
@@ -66,9 +75,10 @@ $PY scripts/model_card_tables.py --root "$ROOT" --variants "default_--input-size
     --ablations paper "paper_--steps_1" "paper_--steps_3" "paper_--gamma_0" "paper_--no-memory" "paper_--scale-weight_0" \
     "paper_--anchor-weight_0" "paper_--positive-weight_0" "default_--input-size_448_--companion_none" \
     "default_--input-size_640" "csra_prior_init_--input-size_640"
-$PY scripts/failure_cases.py "runs/cv/default_--input-size_576_--fit-fusion/seed0" --root "$ROOT" \
+$PY scripts/failure_cases.py "runs/cv/default_--input-size_576_--lr_2e-3_--companion-lr_4e-3_--fit-fusion/seed0" --root "$ROOT" \
     --classes person chair pottedplant tvmonitor dog bottle --n 3
 # occlusion on photos the model never saw: CV fold 0's model and its held-out photos
-$PY scripts/fold_checkpoint.py --root "$ROOT" --variant default --fold 0 --out runs/fold0_default
-$PY -m ram_core evaluate --checkpoint runs/fold0_default/model.safetensors --data voc \
-    --root runs/fold0_default/VOCdevkit --split cvfold0 --out runs/fold0_default/eval --occlusion
+$PY scripts/fold_checkpoint.py --root "$ROOT" --variant "default --input-size 576 --lr 2e-3 --companion-lr 4e-3" --fold 0 \
+    --out runs/fold0_default576
+$PY -m ram_core evaluate --checkpoint runs/fold0_default576/model.safetensors --data voc \
+    --root runs/fold0_default576/VOCdevkit --split cvfold0 --out runs/fold0_default576/eval --occlusion

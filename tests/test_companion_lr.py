@@ -76,13 +76,34 @@ def test_the_cli_passes_the_companion_rate_and_refuses_a_bad_one():
             check_train_arguments(_parse("--companion-lr", bad))
 
 
-def test_cross_validate_reads_the_companion_rate_as_a_recipe_flag():
+def _script(name):
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parent.parent / "scripts" / "cross_validate.py"
-    spec = importlib.util.spec_from_file_location("cross_validate_script", path)
+    path = Path(__file__).resolve().parent.parent / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"{name}_script", path)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
+    return script
+
+
+def test_cross_validate_reads_the_companion_rate_as_a_recipe_flag():
+    script = _script("cross_validate")
     model, recipe = script.split_flags(["--preset", "default", "--lr", "2e-3", "--companion-lr", "4e-3"])
     assert model == ["--preset", "default"] and recipe.lr == 2e-3 and recipe.companion_lr == 4e-3
+
+
+def test_an_assembled_run_takes_the_companion_from_one_run_and_the_rest_from_the_other():
+    rng = np.random.default_rng(0)
+    folds = np.arange(6) % 3
+
+    def run():
+        return {"folds": folds, "branch_logits": rng.normal(size=(6, 2, 4)), "logits": rng.normal(size=(6, 4)),
+                "transforms": rng.normal(size=(6, 5, 4))}
+
+    slow, fast = run(), run()
+    out = _script("assemble_branches").assemble(slow, fast, 0.5)
+    np.testing.assert_array_equal(out["branch_logits"][:, 0], slow["branch_logits"][:, 0])
+    np.testing.assert_array_equal(out["branch_logits"][:, 1], fast["branch_logits"][:, 1])
+    np.testing.assert_allclose(out["logits"], 0.5 * slow["branch_logits"][:, 0] + 0.5 * fast["branch_logits"][:, 1])
+    np.testing.assert_array_equal(out["transforms"], slow["transforms"])

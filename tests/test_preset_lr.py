@@ -30,3 +30,13 @@ def test_the_apps_recipes_fill_the_same_learning_rates():
     assert recipe_values("default")["lr"] == RECIPE_LR[("default", "ram")]
     assert recipe_values("csra")["lr"] == RECIPE_LR[("default", "csra")]
     assert recipe_values("baseline")["lr"] == DEFAULT_LR
+
+
+@pytest.mark.parametrize("extra,companion", [(["--preset", "default"], 4e-3),
+                                             (["--preset", "default", "--lr", "1e-3"], 2e-3),
+                                             (["--preset", "default", "--companion-lr", "5e-4"], 5e-4),
+                                             (["--preset", "default", "--head", "csra"], None),
+                                             (["--preset", "paper"], None), ([], None)])
+def test_the_default_recipes_companion_learns_at_twice_its_rate(extra, companion):
+    opts = options_from_args(parse(*extra), [0, 1], {"split": "trainval"})
+    assert opts.companion_lr == (None if companion is None else pytest.approx(companion))

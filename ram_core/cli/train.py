@@ -151,7 +151,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "default 2e-3, default with --head csra 4e-3; otherwise 1e-3)")
     o.add_argument("--companion-lr", type=float, default=None,
                    help="learning rate of the companion branch (a RAM head with --companion csra); "
-                        "default: the same as --lr")
+                        "default: the recipe's multiple of --lr (presets.RECIPE_COMPANION_LR_SCALE: twice "
+                        "--lr for the default preset), otherwise the same as --lr")
     o.add_argument("--backbone-lr", type=float, default=1e-4)
     o.add_argument("--weight-decay", type=float, default=1e-4)
     o.add_argument("--seed", type=int, default=0)
@@ -236,11 +237,15 @@ def datasets_from_args(args: argparse.Namespace):
 
 
 def resolve_lr(args: argparse.Namespace) -> argparse.Namespace:
-    """Fill --lr from the preset when it was not given (presets.preset_lr); returns args."""
-    if getattr(args, "lr", None) is None:
-        from ..presets import preset_lr
+    """Fill --lr from the preset when it was not given (presets.preset_lr), and --companion-lr from the
+    preset's multiple of --lr (presets.preset_companion_lr); returns args."""
+    from ..presets import preset_companion_lr, preset_lr
 
-        args.lr = preset_lr(getattr(args, "preset", None), getattr(args, "head", None))
+    preset, head = getattr(args, "preset", None), getattr(args, "head", None)
+    if getattr(args, "lr", None) is None:
+        args.lr = preset_lr(preset, head)
+    if getattr(args, "companion_lr", None) is None and args.lr is not None:
+        args.companion_lr = preset_companion_lr(preset, args.lr, head)
     return args
 
 
