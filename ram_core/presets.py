@@ -164,6 +164,11 @@ RECIPE_LR: dict[tuple[str, str], float] = {
 }
 
 
+def _recipe_key(name: str | None, head: str | None) -> tuple[str, str]:
+    """(preset, head) as RECIPE_LR and RECIPE_COMPANION_LR_SCALE key them; a preset's own head is "ram"."""
+    return name or "", head or "ram"
+
+
 # The companion branch's rate, as a multiple of --lr, when --companion-lr is not given (a RAM head with
 # a companion; training/param_groups.py).  The companion is a CSRA head, and CSRA alone is best at twice
 # the recurrent branch's best rate (4e-3 vs 2e-3).  5-fold CV, 3 seeds, per-class fusion weights: 83.76
@@ -176,14 +181,14 @@ RECIPE_COMPANION_LR_SCALE: dict[tuple[str, str], float] = {
 def preset_companion_lr(name: str | None, lr: float, head: str | None = None) -> float | None:
     """The companion branch's learning rate unless --companion-lr is given: lr times the recipe's
     RECIPE_COMPANION_LR_SCALE; None (the same rate as lr) for recipes without one."""
-    scale = RECIPE_COMPANION_LR_SCALE.get((name or "", head or "ram"))
+    scale = RECIPE_COMPANION_LR_SCALE.get(_recipe_key(name, head))
     return None if scale is None else lr * scale
 
 
 def preset_lr(name: str | None, head: str | None = None) -> float:
     """The learning rate a recipe trains with unless --lr is given: RECIPE_LR[(preset, head)], the
     preset's own head when head is None; DEFAULT_LR otherwise."""
-    return RECIPE_LR.get((name or "", head or "ram"), DEFAULT_LR)
+    return RECIPE_LR.get(_recipe_key(name, head), DEFAULT_LR)
 
 
 def preset_config(name: str, class_names: list[str], **kwargs: Any) -> RAMConfig:

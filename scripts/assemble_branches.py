@@ -10,7 +10,7 @@ gradient clipping, and they draw their dropout masks in the same order whatever 
 with `--companion-lr` the recurrent branch is the one of the run at --lr and the companion the one of
 the run at --companion-lr (tests/test_companion_lr.py checks this on a small problem).  Takes the
 recurrent branch (and the steps, boxes, global step) from RECURRENT and the companion's logits from
-COMPANION, mixes them half and half as the model does, and writes OUT/{summary.json, oof.npz,
+COMPANION, mixes them as the model does (its companion weight, per class when the run has them), and writes OUT/{summary.json, oof.npz,
 oof_other_flip.npz} with every number recomputed; the summary says it was assembled.
 """
 
@@ -31,7 +31,7 @@ from ram_core.training.cross_validation import selected_classes  # noqa: E402
 from ram_core.training.fusion_weights import fold_maps, mix  # noqa: E402
 
 
-def assemble(recurrent: dict, companion: dict, weight: float) -> dict:
+def assemble(recurrent: dict, companion: dict, weight: float | np.ndarray) -> dict:
     """oof arrays with the companion branch of `companion` and everything else of `recurrent`."""
     if not np.array_equal(recurrent["folds"], companion["folds"]):
         raise SystemExit("the two runs used different folds")
@@ -53,13 +53,14 @@ def main() -> None:
     rec_dir, comp_dir, out = Path(args.recurrent), Path(args.companion), Path(args.out)
     s_rec = json.loads((rec_dir / "summary.json").read_text())
     s_comp = json.loads((comp_dir / "summary.json").read_text())
-    if s_rec["seed"] != s_comp["seed"] or {**s_rec["config"]} != {**s_comp["config"]}:
+    if s_rec["seed"] != s_comp["seed"] or s_rec["config"] != s_comp["config"]:
         raise SystemExit("the two runs differ in more than the learning rate (seed or model config)")
     ds = VOCDataset(args.root, "trainval")
     targets = np.asarray(ds.targets, np.float32)
     masks = np.asarray(ds.eval_masks, np.float32)
     evaluated = selected_classes(targets, masks)
-    weight = s_rec["config"].get("companion_weight", 0.5)
+    config = s_rec["config"]  # the model's own mix: per-class weights when the run has them
+    weight = config.get("class_companion_weights") or config.get("companion_weight", 0.5)
     out.mkdir(parents=True, exist_ok=True)
     summary = dict(s_rec)
     for name in ("oof.npz", "oof_other_flip.npz"):
@@ -68,9 +69,8 @@ def main() -> None:
         arrays = assemble(dict(np.load(rec_dir / name)), dict(np.load(comp_dir / name)), weight)
         folds = arrays["folds"]
         fm = fold_maps(arrays["logits"], targets, masks, folds, evaluated)
-        scores = 1.0 / (1.0 + np.exp(-arrays["logits"]))
         if name == "oof.npz":
-            arrays["scores"] = scores
+            arrays["scores"] = scores = 1.0 / (1.0 + np.exp(-arrays["logits"]))
             pooled = metrics.per_class_ap(scores, targets, masks)
             summary.update(mAP_mean_over_folds=float(np.mean(fm)), mAP_std_over_folds=float(np.std(fm)),
                            fold_mAP=fm, pooled_mAP=float(np.nanmean(pooled[evaluated]) * 100),

@@ -244,7 +244,7 @@ def resolve_lr(args: argparse.Namespace) -> argparse.Namespace:
     preset, head = getattr(args, "preset", None), getattr(args, "head", None)
     if getattr(args, "lr", None) is None:
         args.lr = preset_lr(preset, head)
-    if getattr(args, "companion_lr", None) is None and args.lr is not None:
+    if getattr(args, "companion_lr", None) is None:
         args.companion_lr = preset_companion_lr(preset, args.lr, head)
     return args
 
@@ -262,7 +262,7 @@ def options_from_args(args: argparse.Namespace, train_set, data: dict[str, Any])
         split += f" minus {100 * data['val_fraction']:g}% held out (split seed {data['split_seed']})"
     return TrainOptions(
         out_dir=args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        companion_lr=getattr(args, "companion_lr", None), backbone_lr=args.backbone_lr,
+        companion_lr=args.companion_lr, backbone_lr=args.backbone_lr,
         weight_decay=args.weight_decay, seed=args.seed, views=("orig",) if args.no_flip else ("orig", "hflip"),
         use_cache=not args.fine_tune, cache_dir=args.cache_dir, workers=args.workers, device=args.device,
         resume=args.resume, backbone_weights=args.backbone_weights, min_positives=args.min_positives,
