@@ -220,7 +220,9 @@ def _header_map(key: str) -> float | None:
             if n > 16 * 2**20:
                 return None
             meta = json.loads(f.read(n)).get("__metadata__", {}).get(META_KEY)
-        m = evaluation_map(json.loads(meta).get("evaluation")) if meta else None
+        meta = json.loads(meta) if meta else {}
+        flip = bool((meta.get("config") or {}).get("test_time_flip"))
+        m = evaluation_map(meta.get("evaluation"), test_time_flip=flip) if meta else None
     except (OSError, ValueError, struct.error, AttributeError, TypeError, RecursionError):
         return None
     return None if m is None else (m if m > 1 else 100 * m)
@@ -481,20 +483,28 @@ def describe_model(predictor: Predictor) -> dict[str, str]:
         facts["Date"] = str(date)[:10]
     if info.class_thresholds:
         facts["Thresholds"] = f"per class ({len(info.class_thresholds)})"
-    m = evaluation_map(info.evaluation)
+    m = evaluation_map(info.evaluation, test_time_flip=cfg.test_time_flip)
     trained = m is None  # no evaluation yet: the validation mAP training stored (all the shipped model has)
     m = training_val_map(info.evaluation) if trained else m
     if m is not None:
         facts["mAP"] = f"{m:.1f}" if m > 1 else f"{100 * m:.1f}"
         if trained:
             facts["mAP from"] = "validation during training"
+        elif (plain := evaluation_map(info.evaluation)) is not None and m != plain:
+            # the cross-validation's flip-averaged number: the setting the model runs with
+            facts["mAP from"] = f"cross-validation with flip averaging, as the model runs ({plain:.1f} without)"
     return facts
 
 
-def evaluation_map(evaluation: dict | None) -> float | None:
-    """The mAP in an evaluation summary, wherever the evaluator put it (mAP, map, metrics.mAP)."""
+def evaluation_map(evaluation: dict | None, test_time_flip: bool = False) -> float | None:
+    """The mAP in an evaluation summary, wherever the evaluator put it (mAP, map, metrics.mAP).
+
+    test_time_flip: the model runs with flip averaging, so prefer the number measured that way where the
+    summary has it (mAP_test_time_flip: the cross-validation's, scripts/bundle_cv_evaluation.py)."""
     if not isinstance(evaluation, dict):
         return None
+    if test_time_flip and isinstance(evaluation.get("mAP_test_time_flip"), (int, float)):
+        return float(evaluation["mAP_test_time_flip"])
     for d in (evaluation, evaluation.get("metrics") or {}, evaluation.get("summary") or {}):
         if isinstance(d, dict):
             for k in ("mAP", "map", "mean_ap"):

@@ -159,6 +159,9 @@ def test_evaluation_map_is_found_where_the_evaluator_put_it():
     assert app.evaluation_map({"mAP": 0.81}) == 0.81
     assert app.evaluation_map({"metrics": {"map": 79.5}}) == 79.5
     assert app.evaluation_map(None) is None and app.evaluation_map({"other": 1}) is None
+    both = {"mAP": 82.3, "mAP_test_time_flip": 83.8}
+    assert app.evaluation_map(both) == 82.3 and app.evaluation_map(both, test_time_flip=True) == 83.8
+    assert app.evaluation_map({"mAP": 82.3}, test_time_flip=True) == 82.3  # never measured with flips
 
 
 def test_the_shipped_models_map_is_its_cross_validated_map():
@@ -168,7 +171,11 @@ def test_the_shipped_models_map_is_its_cross_validated_map():
     assert app.evaluation_map({"val_mAP": 73.0119}) is None  # not an evaluation (the picker's labels)
     predictor = app.Predictor.from_checkpoint(None, "cpu")
     facts = app.describe_model(predictor)
-    assert facts["mAP"] == f"{predictor.info.evaluation['mAP']:.1f}" and "mAP from" not in facts
+    # it runs with flip averaging, so it shows the cross-validation's flip-averaged number and says so
+    evaluation = predictor.info.evaluation
+    assert predictor.cfg.test_time_flip and evaluation["mAP_test_time_flip"] != evaluation["mAP"]
+    assert facts["mAP"] == f"{evaluation['mAP_test_time_flip']:.1f}"
+    assert f"({evaluation['mAP']:.1f} without)" in facts["mAP from"]
     # its provenance names the training machine's dataset by its folder's name, not an absolute path
     assert "/" not in facts["Trained on"].split()[0]
 
@@ -181,3 +188,16 @@ def test_shipped_models_have_names_in_the_picker(tmp_path):
     assert bundled_model_name(ASSETS_DIR / "ram_baseline.safetensors") == "Strongest baseline (CSRA)"
     assert bundled_model_name(tmp_path / "ram_paper.safetensors") is None  # a user's file keeps its own name
     assert bundled_model_name(ASSETS_DIR / "ram_default.safetensors") is None
+
+
+def test_the_picker_shows_the_number_for_the_setting_a_model_runs_with():
+    """The shipped default runs with flip averaging: its picker label carries the flip-averaged CV mAP,
+    the paper's model (flip off) its plain one."""
+    from ram_core.checkpoints import read_metadata
+    from ram_core.locations import ASSETS_DIR
+
+    default = read_metadata(ASSETS_DIR / "ram_default.safetensors").evaluation
+    paper = read_metadata(ASSETS_DIR / "ram_paper.safetensors")
+    assert app.checkpoint_map(ASSETS_DIR / "ram_default.safetensors") == default["mAP_test_time_flip"]
+    assert not paper.config.test_time_flip
+    assert app.checkpoint_map(ASSETS_DIR / "ram_paper.safetensors") == paper.evaluation["mAP"]
