@@ -556,6 +556,13 @@ with tab_att:
                         help="The same boxes laid on the next such photo: what a fixed layout would visit.")
             d[2].metric("All steps on one object", f"{div['all_on_one_object']:.0f}%",
                         help="Share of those photos whose steps that land on an object all land on the same one.")
+            large = report.get("step_diversity_large") or {}
+            if large.get("objects_visited") is not None:
+                st.caption(f"Counting only objects of at least {100 * large['min_area']:.0f}% of the photo "
+                           f"({large['num_images']} photos with two or more): {large['objects_visited']:.2f} "
+                           f"objects visited (another photo's boxes {large['objects_visited_other']:.2f}), all "
+                           f"steps on one object {large['all_on_one_object']:.0f}%.  Most photos whose steps stay "
+                           "on one object have only one object this large.")
         positives_only = st.toggle("Only each class's positive images", True, key="evaluate.max_pos")
         st.plotly_chart(ev.max_step_figure(ev.max_step_frequency(data, positives_only)), key="evaluate.max_step",
                         config={"displaylogo": False})

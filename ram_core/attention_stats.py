@@ -67,8 +67,24 @@ def objects_visited(box_norm: np.ndarray, objects: list[tuple], size: tuple[int,
     return {int(j) for j in chosen[hit]}, int(hit.sum())
 
 
-def step_diversity(box_norms: np.ndarray, boxes: list[list[tuple]], sizes: list, min_objects: int = 2) -> dict:
-    """Do the steps find different objects?  Over photos with >= min_objects annotated objects:
+# Objects of at least this share of the photo are "large" (on the 18 x 18 map of a 576 photo, about
+# 4 x 4 cells).  Most photos whose steps all land on one object have only one such object beside
+# small ones (a distant person, a bottle on a table): step_diversity(..., min_area=LARGE_OBJECT_AREA)
+# asks the question again of the photos with two or more objects that a step could look at.
+LARGE_OBJECT_AREA = 0.05
+
+
+def _large(objects: list[tuple], size: tuple[int, int], min_area: float) -> list[tuple]:
+    if min_area <= 0:
+        return objects
+    w, h = size
+    return [o for o in objects if (o[3] - o[1]) * (o[4] - o[2]) >= min_area * w * h]
+
+
+def step_diversity(box_norms: np.ndarray, boxes: list[list[tuple]], sizes: list, min_objects: int = 2,
+                   min_area: float = 0.0) -> dict:
+    """Do the steps find different objects?  Over photos with >= min_objects annotated objects (only the
+    objects covering >= min_area of the photo count, min_area a fraction; 0 = all):
 
     objects_visited        mean number of distinct objects the K step centres land on
     objects_visited_other  the same boxes laid on another such photo (a fixed layout scores alike)
@@ -76,6 +92,7 @@ def step_diversity(box_norms: np.ndarray, boxes: list[list[tuple]], sizes: list,
     all_on_one_object      share of photos (%) whose steps that land on an object all land on the same one
     visited_two_or_more    share of photos (%) where the steps visit at least two objects
     """
+    boxes = [_large(b, sizes[i], min_area) if sizes[i] is not None else b for i, b in enumerate(boxes)]
     keep = [i for i in range(len(box_norms)) if sizes[i] is not None and len(boxes[i]) >= min_objects]
     if len(keep) < 2:
         return {"num_images": len(keep)}

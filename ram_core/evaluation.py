@@ -34,7 +34,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from . import metrics
-from .attention_stats import box_hit_rates, step_diversity
+from .attention_stats import LARGE_OBJECT_AREA, box_hit_rates, step_diversity
 from .config import RAMConfig
 from .errors import DatasetError, RAMError
 from .locations import display_path, path_in_root
@@ -424,6 +424,10 @@ def score_outputs(
         report["box_hit_rates"] = _nan_to_none(box_hit_rates(step_boxes, boxes, ann_sizes))
         # Do the steps find different objects? (photos with two or more annotated objects)
         report["step_diversity"] = _nan_to_none(step_diversity(step_boxes, boxes, ann_sizes))
+        # ... and on photos with two or more objects large enough to look at (attention_stats)
+        report["step_diversity_large"] = {**_nan_to_none(step_diversity(step_boxes, boxes, ann_sizes,
+                                                                         min_area=LARGE_OBJECT_AREA)),
+                                          "min_area": LARGE_OBJECT_AREA}
 
     all_targets = np.asarray(dataset.targets)[idx] > 0.5
     all_masks = np.asarray(dataset.eval_masks)[idx] > 0

@@ -29,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ram_core.attention_stats import box_hit_rates, step_diversity  # noqa: E402
+from ram_core.attention_stats import LARGE_OBJECT_AREA, box_hit_rates, step_diversity  # noqa: E402
 from ram_core.backbones import build_backbone  # noqa: E402
 from ram_core.cli import build_parser  # noqa: E402
 from ram_core.cli.train import config_from_args  # noqa: E402
@@ -184,6 +184,7 @@ def main() -> None:
                 boxes = transform_to_box(res.oof.transforms).numpy()
                 summary["box_hits"] = box_hit_rates(boxes, ds.boxes, ds.image_sizes)
                 summary["diversity"] = step_diversity(boxes, ds.boxes, ds.image_sizes)
+                summary["diversity_large"] = step_diversity(boxes, ds.boxes, ds.image_sizes, min_area=LARGE_OBJECT_AREA)
             d = out_root / name.replace(" ", "_") / f"seed{seed}"
             d.mkdir(parents=True, exist_ok=True)
             (d / "summary.json").write_text(json.dumps(summary, indent=2, default=str))

@@ -20,6 +20,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # ram_core, from a checkout
 
+from ram_core.attention_stats import LARGE_OBJECT_AREA  # noqa: E402
+
 
 def fmt(v, nd=1):
     return "–" if v is None else f"{v:.{nd}f}"
@@ -60,6 +62,7 @@ def main() -> None:
     for c in classes:
         print(f"| {c} | {positives.get(c, '?')} | "
               + " | ".join(fmt(rs[0]["per_class_pooled_ap"].get(c)) for rs in runs.values()) + " |")
+    voc = voc_dataset(args.root)
     for v, rs in runs.items():
         hits, div = rs[0].get("box_hits"), rs[0].get("diversity")
         if hits:
@@ -69,6 +72,14 @@ def main() -> None:
             print(f"{v}: on {div['num_images']} photos with 2+ objects ({div['objects']:.1f} on average): "
                   f"{div['objects_visited']:.2f} objects visited (another photo's: {div['objects_visited_other']:.2f}), "
                   f"all steps on one object {div['all_on_one_object']:.0f}%, two or more {div['visited_two_or_more']:.0f}%")
+            large = [d for d in (large_diversity(cv / v / f"seed{r['seed']}", r, voc) for r in rs) if d]
+            if large:
+                d = large[0]
+                print(f"{v}: counting only objects of >= {100 * LARGE_OBJECT_AREA:.0f}% of the photo, on {d['num_images']} "
+                      f"photos with 2+: {d['objects_visited']:.2f} objects visited (another photo's: "
+                      f"{d['objects_visited_other']:.2f}), all on one {d['all_on_one_object']:.0f}%; mean over "
+                      f"{len(large)} seeds {np.mean([x['objects_visited'] for x in large]):.2f}, all on one "
+                      f"{np.mean([x['all_on_one_object'] for x in large]):.0f}%")
 
     if args.ablations:
         print("\n| run | seeds | CV mAP | with flip averaging | person AP | objects visited (other photo) | all on one |"
@@ -90,13 +101,40 @@ def main() -> None:
                   f" | {spread} | {one} |")
 
 
-def count_positives(root: str, classes: list[str]) -> dict[str, int]:
-    """Counted (not difficult-only) positives per class over the trainval photos; {} without the data."""
+def voc_dataset(root: str):
+    """The trainval photos' annotations, or None without the data (the tables still print)."""
     try:
         from ram_core.data.voc import VOCDataset
 
-        ds = VOCDataset(root, "trainval")
-    except Exception:  # the tables still print without the photos' annotations
+        return VOCDataset(root, "trainval")
+    except Exception:
+        return None
+
+
+def large_diversity(run: Path, summary: dict, ds) -> dict | None:
+    """The step diversity over objects of >= LARGE_OBJECT_AREA of the photo: from the summary when
+    cross_validate.py stored it, else from the run's out-of-fold transforms."""
+    if "diversity_large" in summary:
+        return summary["diversity_large"] or None
+    if ds is None or not (run / "oof.npz").is_file():
+        return None
+    import torch
+
+    from ram_core.attention_stats import step_diversity
+    from ram_core.evaluation import transform_to_box
+
+    transforms = np.load(run / "oof.npz")["transforms"]
+    if transforms.shape[1] == 0:
+        return None
+    boxes = transform_to_box(torch.from_numpy(transforms).float()).numpy()
+    d = step_diversity(boxes, ds.boxes, ds.image_sizes, min_area=LARGE_OBJECT_AREA)
+    return d if "objects_visited" in d else None
+
+
+def count_positives(root: str, classes: list[str]) -> dict[str, int]:
+    """Counted (not difficult-only) positives per class over the trainval photos; {} without the data."""
+    ds = voc_dataset(root)
+    if ds is None:
         return {}
     t, m = np.asarray(ds.targets) > 0.5, np.asarray(ds.eval_masks) > 0
     return {c: int((t[:, i] & m[:, i]).sum()) for i, c in enumerate(ds.class_names) if c in classes}

@@ -43,3 +43,18 @@ def test_other_photo_baseline_differs_when_steps_follow_the_photo():
     d = step_diversity(steps, objs, [(100, 50)] * 6)
     assert d["objects_visited"] == 2 and d["objects_visited_other"] == 0
     assert box_hit_rates(steps, objs, [(100, 50)] * 6)["hit_rate"] == 100
+
+
+def test_min_area_counts_only_objects_large_enough_to_look_at():
+    # a big object and a tiny one (2 % of the photo): with min_area 0.05 the photo has one object
+    # worth visiting and drops out; with a second big object it stays, and only the big ones count
+    big, tiny, other_big = (0, 0, 0, 50, 50, False), (1, 90, 40, 100, 45, False), (2, 50, 0, 90, 40, False)
+    n, sizes = 4, [(100, 50)] * 4
+    steps = np.stack([boxes_at((0.25, 0.5), (0.2, 0.4))] * n)  # all on the big object
+    assert step_diversity(steps, [[big, tiny]] * n, sizes)["all_on_one_object"] == 100
+    assert step_diversity(steps, [[big, tiny]] * n, sizes, min_area=0.05) == {"num_images": 0}
+    spread = np.stack([boxes_at((0.25, 0.5), (0.95, 0.85), (0.7, 0.4))] * n)  # big, tiny, other big
+    d_all = step_diversity(spread, [[big, tiny, other_big]] * n, sizes)
+    d_large = step_diversity(spread, [[big, tiny, other_big]] * n, sizes, min_area=0.05)
+    assert d_all["objects_visited"] == 3 and d_all["objects"] == 3
+    assert d_large["objects_visited"] == 2 and d_large["objects"] == 2 and d_large["all_on_one_object"] == 0

@@ -104,6 +104,9 @@ def test_out_of_fold_outputs_become_a_browsable_evaluation(tmp_path):
     assert res.report["protocol"] == {"kind": "cv"}
     div = res.report["step_diversity"]
     assert div["objects_visited"] == 2 and div["all_on_one_object"] == 0 and div["num_images"] == n
+    # both objects are a quarter of the photo: the count over large objects is the same
+    large = res.report["step_diversity_large"]
+    assert large == {**div, "min_area": 0.05}
     write_evaluation(res, tmp_path / "ev", compress=True)
     report, records = load_evaluation(tmp_path / "ev")
     assert report["step_diversity"] == div and [r["id"] for r in records] == ds.ids

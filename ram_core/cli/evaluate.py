@@ -153,6 +153,11 @@ def _evaluate(args: argparse.Namespace, predictor, split: str | None, ctx) -> in
         print(f"objects visited by the steps on {div['num_images']} photos with 2+ objects: "
               f"{fmt(div['objects_visited'])} (another photo's: {fmt(div['objects_visited_other'])}); "
               f"all steps on one object: {fmt(div['all_on_one_object'])}%")
+    large = r.get("step_diversity_large") or {}
+    if large.get("objects_visited") is not None:
+        print(f"  on the {large['num_images']} photos with 2+ objects of >= {100 * large['min_area']:.0f}% of the photo: "
+              f"{fmt(large['objects_visited'])} (another photo's: {fmt(large['objects_visited_other'])}); "
+              f"all steps on one object: {fmt(large['all_on_one_object'])}%")
     print(f"wrote {paths['report']}, {paths['predictions']}"
           + (f" and {paths['columns']}" if "columns" in paths else ""))
     from ..evaluation_extras import add_evaluation_extras
