@@ -561,8 +561,9 @@ with tab_att:
                 st.caption(f"Counting only objects of at least {100 * large['min_area']:.0f}% of the photo "
                            f"({large['num_images']} photos with two or more): {large['objects_visited']:.2f} "
                            f"objects visited (another photo's boxes {large['objects_visited_other']:.2f}), all "
-                           f"steps on one object {large['all_on_one_object']:.0f}%.  Most photos whose steps stay "
-                           "on one object have only one object this large.")
+                           f"steps on one object {large['all_on_one_object']:.0f}%.  A photo with one large object "
+                           "and small ones beside it counts as \"all on one\" above even when nothing else was "
+                           "worth a look.")
         positives_only = st.toggle("Only each class's positive images", True, key="evaluate.max_pos")
         st.plotly_chart(ev.max_step_figure(ev.max_step_frequency(data, positives_only)), key="evaluate.max_step",
                         config={"displaylogo": False})

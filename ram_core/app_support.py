@@ -222,7 +222,7 @@ def _header_map(key: str) -> float | None:
             meta = json.loads(f.read(n)).get("__metadata__", {}).get(META_KEY)
         meta = json.loads(meta) if meta else {}
         flip = bool((meta.get("config") or {}).get("test_time_flip"))
-        m = evaluation_map(meta.get("evaluation"), test_time_flip=flip) if meta else None
+        m = evaluation_map(meta.get("evaluation"), test_time_flip=flip)
     except (OSError, ValueError, struct.error, AttributeError, TypeError, RecursionError):
         return None
     return None if m is None else (m if m > 1 else 100 * m)

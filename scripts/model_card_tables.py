@@ -114,21 +114,18 @@ def voc_dataset(root: str):
 def large_diversity(run: Path, summary: dict, ds) -> dict | None:
     """The step diversity over objects of >= LARGE_OBJECT_AREA of the photo: from the summary when
     cross_validate.py stored it, else from the run's out-of-fold transforms."""
-    if "diversity_large" in summary:
-        return summary["diversity_large"] or None
-    if ds is None or not (run / "oof.npz").is_file():
-        return None
-    import torch
+    d = summary.get("diversity_large")
+    if d is None and ds is not None and (run / "oof.npz").is_file():
+        import torch
 
-    from ram_core.attention_stats import step_diversity
-    from ram_core.evaluation import transform_to_box
+        from ram_core.attention_stats import step_diversity
+        from ram_core.evaluation import transform_to_box
 
-    transforms = np.load(run / "oof.npz")["transforms"]
-    if transforms.shape[1] == 0:
-        return None
-    boxes = transform_to_box(torch.from_numpy(transforms).float()).numpy()
-    d = step_diversity(boxes, ds.boxes, ds.image_sizes, min_area=LARGE_OBJECT_AREA)
-    return d if "objects_visited" in d else None
+        transforms = np.load(run / "oof.npz")["transforms"]
+        if transforms.shape[1]:
+            boxes = transform_to_box(torch.from_numpy(transforms).float()).numpy()
+            d = step_diversity(boxes, ds.boxes, ds.image_sizes, min_area=LARGE_OBJECT_AREA)
+    return d if d and "objects_visited" in d else None
 
 
 def count_positives(root: str, classes: list[str]) -> dict[str, int]:
