@@ -116,6 +116,11 @@ class RAMConfig:
     # evidence mode: inhibition of return.  Where earlier steps (1..k-1) already looked, step k's
     # (standardised) evidence is lowered by this much, so later steps look for other objects; 0: off
     evidence_inhibition: float = 0.0
+    # evidence mode: inhibition by what is already explained, per class.  Where an earlier step looked
+    # and scored class c with probability p, class c's evidence there is lowered by this many standard
+    # deviations times p; the other classes' evidence is untouched, so a later step may come back to
+    # the same place for another class (a dog held by a person).  0: off
+    evidence_explained: float = 0.0
     init_scale: float = 0.5  # s_x = s_y at initialisation (anchored mode, and the bias in direct mode)
     fuse_global: bool = False  # paper default: the fused score is the max over steps 1..K only
     # "max": the image's scores are the category-wise max over the steps (the paper; fuse_global says
@@ -322,6 +327,7 @@ CONFIG_BOUNDS: dict[str, Bound] = {
     "evidence_sigma": Bound("float", 0.0, 4.0, lo_open=True),
     "evidence_sharpness": Bound("float", 0.0, 100.0),
     "evidence_inhibition": Bound("float", 0.0, 100.0),
+    "evidence_explained": Bound("float", 0.0, 100.0),
     "init_scale": Bound("float", 0.0, 2.0, lo_open=True),
     "fuse_global": Bound("bool"),
     "fusion": Bound("choice", choices=FUSIONS),

@@ -215,3 +215,52 @@ def test_separable_sampler_equals_affine_grid_sampling():
     got = sample_region_separable(features, transforms, 4)
     assert got.shape == expected.shape == (5, 7, 4, 4)
     assert torch.allclose(got, expected, atol=1e-5)
+
+
+def test_explained_inhibition_lowers_only_the_classes_already_found():
+    """Per-class inhibition: where an earlier step found class 0, class 0's evidence is lowered and the
+    next step follows class 1 elsewhere; if that step had found class 1 there instead, class 0's peak
+    still draws the next step (a place is not closed to the classes it has not explained)."""
+    from ram_core.heads.recurrent import EvidenceLocalizer
+
+    loc = EvidenceLocalizer(in_channels=2, num_classes=2, hidden=4, init_scale=0.5, sigma=10.0,
+                            sharpness=20.0, explained=8.0)
+    evidence = torch.zeros(1, 2, 7, 7)
+    evidence[0, 0, 3, 1] = 10.0  # class 0: strong, on the left
+    evidence[0, 1, 3, 5] = 6.0  # class 1: weaker, on the right
+    h, anchor = torch.zeros(1, 4), torch.zeros(2)
+    left = torch.zeros(1, 49)
+    left[0, 3 * 7 + 1] = 1.0  # an earlier step looked at the left peak's cell
+    found_0 = torch.stack([left, torch.zeros_like(left)], 1)  # (B, classes, H*W): it found class 0
+    found_1 = torch.stack([torch.zeros_like(left), left], 1)  # it found class 1 there
+    with torch.no_grad():
+        loc.adjust.weight.zero_()
+        free = loc(evidence, h, anchor)[0, 2]
+        after_0 = loc(evidence, h, anchor, explained=found_0)[0, 2]
+        after_1 = loc(evidence, h, anchor, explained=found_1)[0, 2]
+    assert free < -0.3  # t_x: the strongest evidence, on the left
+    assert after_0 > 0.3  # class 0 explained there: the step goes to class 1 on the right
+    assert after_1 < -0.3  # class 1 "explained" on the left changes nothing for class 0
+
+
+def test_explained_inhibition_reads_the_scores_the_model_reports():
+    """The localizer's view of what step k found is step k's reported scores (dropout aside), so the
+    inhibition follows the classes the user sees each step score."""
+    head, cfg = make_head(transform_mode="evidence", region_skip=True, evidence_explained=4.0, num_steps=4)
+    head.eval()
+    with torch.no_grad():  # scores that differ from class to class, so that what is found matters
+        head.region_classifier.weight.normal_(std=2.0)
+    seen = []
+    original = head.region_scores
+    head.region_scores = lambda z, region: seen.append(original(z, region)) or seen[-1]
+    features = torch.randn(2, 8, 9, 9)
+    with torch.no_grad():
+        out = head(features)
+    assert len(seen) == cfg.num_steps - 1  # steps 1..K-1 steer a later step
+    assert torch.allclose(torch.stack(seen, 1), out.step_logits[:, :-1], atol=1e-5)
+    # it moves the later steps, not the first
+    head.localizer.explained = 0.0
+    with torch.no_grad():
+        plain = head(features).transforms
+    assert torch.allclose(plain[:, 0], out.transforms[:, 0])
+    assert not torch.allclose(plain[:, 1:], out.transforms[:, 1:], atol=1e-4)

@@ -15,7 +15,8 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "z_size": 0, "memory": True, "dropout": 0.3, "transform_mode": "direct", "init_scale": 0.5,
     "fuse_global": False, "imagenet_prior": False, "imagenet_mode": "prior", "region_skip": False,
     "csra_lambda": 0.1, "csra_temperature": 1.0, "test_time_flip": False, "feature_norm": False, "fusion": "max", "global_classifier": False,
-    "evidence_sigma": 0.25, "evidence_inhibition": 0.0, "global_attention": 0.0,
+    "evidence_sigma": 0.25, "evidence_inhibition": 0.0, "evidence_explained": 0.0,
+    "global_attention": 0.0,
     "companion": "none", "companion_weight": 0.5,
     "classification_loss": "bce", "anchor_weight": 0.1, "scale_weight": 0.1, "positive_weight": 0.1,
     "gamma": 1.0, "alpha": 0.5, "beta": 0.1,
@@ -30,6 +31,7 @@ _FIELDS = {
     "csra_lambda": "csra_lambda", "csra_temperature": "csra_temperature", "test_time_flip": "test_time_flip",
     "feature_norm": "feature_norm", "fusion": "fusion", "global_classifier": "global_classifier",
     "evidence_sigma": "evidence_sigma", "evidence_inhibition": "evidence_inhibition",
+    "evidence_explained": "evidence_explained",
     "global_attention": "global_attention", "companion": "companion", "companion_weight": "companion_weight",
     "classification_loss": "loss.classification", "anchor_weight": "loss.anchor_weight",
     "scale_weight": "loss.scale_weight", "positive_weight": "loss.positive_weight", "gamma": "loss.gamma",
@@ -83,6 +85,9 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     m.add_argument("--evidence-inhibition", type=float,
                    help="evidence localizer: lower the evidence where earlier steps looked by this much "
                         "(steps look for other objects; 0 = off)" + _d("evidence_inhibition"))
+    m.add_argument("--evidence-explained", type=float,
+                   help="evidence localizer: lower a class's evidence where an earlier step looked and scored "
+                        "it, by this many standard deviations times that score (0 = off)" + _d("evidence_explained"))
     m.add_argument("--init-scale", type=float, help="s_x = s_y at the start" + _d("init_scale"))
     m.add_argument("--fuse-global", action=argparse.BooleanOptionalAction, default=None,
                    help="include the global step in the max fusion (the paper leaves it out)")

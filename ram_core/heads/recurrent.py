@@ -89,7 +89,7 @@ class EvidenceLocalizer(nn.Module):
     """
 
     def __init__(self, in_channels: int, num_classes: int, hidden: int, init_scale: float, sigma: float = 0.25,
-                 sharpness: float = 2.7, inhibition: float = 0.0) -> None:
+                 sharpness: float = 2.7, inhibition: float = 0.0, explained: float = 0.0) -> None:
         super().__init__()
         self.evidence = nn.Conv2d(in_channels, num_classes, 1)
         self.class_query = nn.Linear(hidden, num_classes)
@@ -102,6 +102,7 @@ class EvidenceLocalizer(nn.Module):
         self.init_scale = init_scale
         self.sigma = sigma
         self.inhibition = inhibition
+        self.explained = explained
 
     def evidence_map(self, features: torch.Tensor) -> torch.Tensor:
         """(B, C_in, H, W) -> (B, classes, H, W), once per image."""
@@ -118,14 +119,19 @@ class EvidenceLocalizer(nn.Module):
         return inside_x * inside_y
 
     def forward(self, evidence: torch.Tensor, h: torch.Tensor, anchor: torch.Tensor,
-                visited: torch.Tensor | None = None) -> torch.Tensor:
+                visited: torch.Tensor | None = None, explained: torch.Tensor | None = None) -> torch.Tensor:
         """evidence (B, classes, H, W), h (B, hidden), anchor (2,), visited (B, H*W) in [0, 1] or None
-        (where earlier steps looked) -> transform (B, 4)."""
+        (where earlier steps looked), explained (B, classes, H*W) in [0, 1] or None (where earlier
+        steps looked times their probability of each class) -> transform (B, 4)."""
         _, _, hh, ww = evidence.shape
+        ev = evidence.float().flatten(2)  # (B, classes, H*W)
+        if explained is not None and self.explained:
+            # in each class's own units (its spread over the map), so one strength fits every class
+            ev = ev - self.explained * ev.std(2, keepdim=True).detach() * explained
         # a soft "max over the chosen classes": the query's log-weights shift each class's evidence,
         # and logsumexp keeps the peaks of every chosen class (a weighted mean would blur them)
         log_alpha = self.class_query(h).float().log_softmax(-1)  # (B, classes)
-        e = torch.logsumexp(evidence.float().flatten(2) + log_alpha[:, :, None], 1)  # (B, H*W)
+        e = torch.logsumexp(ev + log_alpha[:, :, None], 1)  # (B, H*W)
         e = (e - e.mean(1, keepdim=True)) / (e.std(1, keepdim=True) + 1e-5)
         if visited is not None and self.inhibition:
             e = e - self.inhibition * visited
@@ -170,7 +176,8 @@ class RecurrentAttentionHead(nn.Module):
         self.prior = ImageNetGroupPrior(in_channels, cfg.imagenet_groups) if cfg.uses_prior else None
         if cfg.transform_mode == "evidence":
             self.localizer = EvidenceLocalizer(in_channels, cfg.num_classes, out_dim, cfg.init_scale,
-                                               cfg.evidence_sigma, cfg.evidence_sharpness, cfg.evidence_inhibition)
+                                               cfg.evidence_sigma, cfg.evidence_sharpness, cfg.evidence_inhibition,
+                                               cfg.evidence_explained)
         else:
             self.localizer = nn.Linear(out_dim, 4)  # W_M: (s_x, s_y, t_x, t_y), shears fixed at 0
             nn.init.zeros_(self.localizer.weight)  # before training every step sees the same region:
@@ -200,11 +207,23 @@ class RecurrentAttentionHead(nn.Module):
         maps = torch.matmul(w, features.flatten(2)) + b[:, None]  # (B, classes, H*W)
         return ((self.cfg.csra_temperature * maps).softmax(-1) * maps).sum(-1)
 
+    def region_scores(self, z: torch.Tensor, region: torch.Tensor | None) -> torch.Tensor:
+        """A region step's class scores (B, classes) from its z (B, D) and pooled feature (B, C_in) or
+        None, as the fused logits score steps 1..K, without dropout (the localizer's view of what a
+        step found)."""
+        logits = self.classifier(z)
+        if region is not None:
+            if self.region_classifier is not None:
+                logits = logits + self.region_classifier(region)
+            if self.prior is not None:
+                logits = logits + self.prior(region)
+        return logits
+
     def next_transform(self, z: torch.Tensor, step: int, evidence: torch.Tensor | None,
-                       visited: torch.Tensor | None = None) -> torch.Tensor:
+                       visited: torch.Tensor | None = None, explained: torch.Tensor | None = None) -> torch.Tensor:
         """(B, D) -> (B, 4) transform M_step of step `step` (1-based)."""
         if evidence is not None:
-            return self.localizer(evidence, z, self.anchors[step - 1], visited)
+            return self.localizer(evidence, z, self.anchors[step - 1], visited, explained)
         m = self.localizer(z)
         if self.cfg.transform_mode == "anchored":  # offsets from the step's anchor and the base scale
             m = m + torch.cat([m.new_full((2,), self.cfg.init_scale), self.anchors[step - 1]])
@@ -221,6 +240,8 @@ class RecurrentAttentionHead(nn.Module):
         transform = features.new_tensor(IDENTITY).expand(b, 4)  # M_0
         inhibit = evidence is not None and cfg.evidence_inhibition > 0
         visited = None  # (B, H*W): where steps 1..k-1 looked (evidence mode with inhibition)
+        explain = evidence is not None and cfg.evidence_explained > 0
+        explained = None  # (B, classes, H*W): where steps 1..k-1 looked, times their class probabilities
         h = c = features.new_zeros(b, cfg.hidden_size)
         zs, pooled, transforms = [], [], []
         for k in range(k_steps + 1):
@@ -234,11 +255,18 @@ class RecurrentAttentionHead(nn.Module):
                 pooled.append(pool_region(features, transform, cfg.region_size))  # (B, C_in)
             if k > 0:
                 transforms.append(transform)
+                if inhibit or explain:
+                    now = EvidenceLocalizer.covered(transform, *evidence.shape[2:])  # (B, H*W)
                 if inhibit:
-                    now = EvidenceLocalizer.covered(transform, *evidence.shape[2:])
                     visited = now if visited is None else torch.maximum(visited, now)
+                if explain and k < k_steps:
+                    # what this step found steers the later steps; it is not trained through them
+                    with torch.no_grad():
+                        p = self.region_scores(z, pooled[-1] if needs_pooled else None).float().sigmoid()
+                    found = now[:, None, :] * p[:, :, None]  # (B, classes, H*W)
+                    explained = found if explained is None else torch.maximum(explained, found)
             if k < k_steps:
-                transform = self.next_transform(z, k + 1, evidence, visited)
+                transform = self.next_transform(z, k + 1, evidence, visited, explained)
         # The scores do not feed the recurrence, so every step's are computed after the loop: one
         # product per classifier instead of K + 1 small ones (the same numbers).
         logits = self.classifier(self.dropout(torch.stack(zs, 1)))  # (B, K+1, classes)
