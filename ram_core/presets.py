@@ -143,7 +143,9 @@ DEFAULT_COMPANION_WEIGHT = 0.5
 # nothing (seed 0: 80.21 vs 80.15; with flip 81.43 vs 80.25; person 82.8 vs 80.6) and the steps
 # visit more objects (1.65 vs 1.57; all on one object 45 % vs 52 %).  Stronger, with the shipped recipe
 # (576, lr 2e-3, companion 4e-3): 8 over 3 seeds 82.68 vs 82.31 but 83.01 vs 83.76 with flip averaging,
-# steps spread more but land on objects less (75 % vs 84 %); 4 lost on 2 seeds (MODEL_CARD.md)
+# steps spread more but land on objects less (75 % vs 84 %); 4 lost on 2 seeds.  Inhibition per class by
+# what earlier steps scored (--evidence-explained 4 or 8, seed 0): steps spread a little more (all on one
+# object 37-38 % vs 41 %), mAP 0.7-1.6 lower (MODEL_CARD.md)
 DEFAULT_INHIBITION = 2.0
 
 PRESETS = {"paper": paper_config, "default": default_config}

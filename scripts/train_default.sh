@@ -55,6 +55,15 @@ RAM_THREADS=1 $PY scripts/cross_validate.py --root "$ROOT" \
 wait
 $PY scripts/fit_fusion.py --root "$ROOT" "runs/cv/default_--input-size_576_--lr_2e-3_--companion-lr_4e-3_--evidence-inhibition_8" \
     "runs/cv/default_--input-size_576_--lr_2e-3_--companion-lr_4e-3_--evidence-inhibition_4"
+# inhibition by what earlier steps explained, per class (not adopted: MODEL_CARD.md)
+B="default --input-size 576 --lr 2e-3 --companion-lr 4e-3"
+RAM_THREADS=1 $PY scripts/cross_validate.py --root "$ROOT" --variants "$B --evidence-explained 4" --seeds 0 &
+RAM_THREADS=1 $PY scripts/cross_validate.py --root "$ROOT" --variants "$B --evidence-explained 8" --seeds 0 &
+RAM_THREADS=1 $PY scripts/cross_validate.py --root "$ROOT" --variants "$B --evidence-inhibition 0 --evidence-explained 8" --seeds 0 &
+wait
+$PY scripts/fit_fusion.py --root "$ROOT" "runs/cv/default_--input-size_576_--lr_2e-3_--companion-lr_4e-3_--evidence-explained_4" \
+    "runs/cv/default_--input-size_576_--lr_2e-3_--companion-lr_4e-3_--evidence-explained_8" \
+    "runs/cv/default_--input-size_576_--lr_2e-3_--companion-lr_4e-3_--evidence-inhibition_0_--evidence-explained_8"
 
 train() {  # NAME, then train options
   local name=$1; shift
@@ -87,6 +96,9 @@ $PY scripts/model_card_tables.py --root "$ROOT" --variants "default_--input-size
 $PY scripts/model_card_tables.py --root "$ROOT" --variants "paper_--lr_3e-4" \
     "default_--input-size_576_--lr_2e-3_--companion-lr_4e-3_--evidence-inhibition_8_--fit-fusion" \
     "default_--input-size_576_--lr_2e-3_--companion-lr_4e-3_--evidence-inhibition_4_--fit-fusion" \
+    "default_--input-size_576_--lr_2e-3_--companion-lr_4e-3_--evidence-explained_4_--fit-fusion" \
+    "default_--input-size_576_--lr_2e-3_--companion-lr_4e-3_--evidence-explained_8_--fit-fusion" \
+    "default_--input-size_576_--lr_2e-3_--companion-lr_4e-3_--evidence-inhibition_0_--evidence-explained_8_--fit-fusion" \
     --ablations "paper_--lr_3e-4_--steps_1" "paper_--lr_3e-4_--steps_3" "paper_--lr_3e-4_--gamma_0" \
     "paper_--lr_3e-4_--scale-weight_0" "paper_--lr_3e-4_--positive-weight_0" "paper_--lr_3e-4_--anchor-weight_0" \
     "paper_--lr_3e-4_--no-memory"
