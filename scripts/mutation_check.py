@@ -86,16 +86,21 @@ MUTATIONS: dict[str, tuple[str, str, str]] = {
     "scores read from h_k instead of z_k": (
         "ram_core/heads/recurrent.py", "            zs.append(z)", "            zs.append(h)"),
     "M read from h_k instead of z_k": (
-        "ram_core/heads/recurrent.py", "transform = self.next_transform(z, k + 1, evidence, visited)",
-        "transform = self.next_transform(h, k + 1, evidence, visited)"),
+        "ram_core/heads/recurrent.py", "transform = self.next_transform(z, k + 1, evidence, visited, explained)",
+        "transform = self.next_transform(h, k + 1, evidence, visited, explained)"),
     "z_k without its ReLU": (
         "ram_core/heads/recurrent.py", "nn.Sequential(nn.Linear(cfg.hidden_size, cfg.z_size), nn.ReLU(inplace=True))",
         "nn.Sequential(nn.Linear(cfg.hidden_size, cfg.z_size))"),
     "anchor constraint: step k gets another step's anchor": (
         "ram_core/losses.py", "(centres - anchors.to(centres))", "(centres - anchors.flip(0).to(centres))"),
     "localizer: step k starts at another step's anchor": (
-        "ram_core/heads/recurrent.py", "self.localizer(evidence, z, self.anchors[step - 1], visited)",
-        "self.localizer(evidence, z, self.anchors[step % len(self.anchors)], visited)"),
+        "ram_core/heads/recurrent.py", "self.localizer(evidence, z, self.anchors[step - 1], visited, explained)",
+        "self.localizer(evidence, z, self.anchors[step % len(self.anchors)], visited, explained)"),
+    "explained inhibition lowers every class where a step looked, not only the ones it found": (
+        "ram_core/heads/recurrent.py", "ev.std(2, keepdim=True).detach() * explained\n",
+        "ev.std(2, keepdim=True).detach() * explained.amax(1, keepdim=True)\n"),
+    "explained inhibition reads the step's scores without its region classifier": (
+        "ram_core/heads/recurrent.py", "                logits = logits + self.region_classifier(region)\n", "                pass\n"),
     "anchored localizer: step k starts at another step's anchor": (
         "ram_core/heads/recurrent.py", "m.new_full((2,), self.cfg.init_scale), self.anchors[step - 1]",
         "m.new_full((2,), self.cfg.init_scale), self.anchors[step % len(self.anchors)]"),
@@ -120,8 +125,8 @@ MUTATIONS: dict[str, tuple[str, str, str]] = {
         "    return w * branches[:, 1] + (1 - w) * branches[:, 0]"),
     "nested fusion weights: a fold's own photos choose its weights": (
         "ram_core/training/fusion_weights.py",
-        "        rest = folds != f\n",
-        "        rest = folds == folds\n"),
+        "        rest = folds != f\n        out[f] = choose_class_weights(",
+        "        rest = folds == folds\n        out[f] = choose_class_weights("),
     "fusion weights: rare classes choose their own too": (
         "ram_core/training/fusion_weights.py",
         "frequent = np.flatnonzero(positives >= min_positives)",
