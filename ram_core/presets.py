@@ -146,6 +146,8 @@ DEFAULT_COMPANION_WEIGHT = 0.5
 # steps spread more but land on objects less (75 % vs 84 %); 4 lost on 2 seeds.  Inhibition per class by
 # what earlier steps scored (--evidence-explained 4 or 8, seed 0): steps spread a little more (all on one
 # object 37-38 % vs 41 %), mAP 0.7-1.6 lower (MODEL_CARD.md)
+# Steps (the paper's K = 5, kept): seed 0 of the shipped recipe with K = 7 gave 83.41 vs 82.47 (flip 84.73 vs
+# 84.12; all on one object 34 % vs 41 %), K = 3 81.46, K = 1 75.52; K = 7 awaits seeds 1 and 2 (MODEL_CARD.md)
 DEFAULT_INHIBITION = 2.0
 
 PRESETS = {"paper": paper_config, "default": default_config}

@@ -64,6 +64,14 @@ wait
 $PY scripts/fit_fusion.py --root "$ROOT" "runs/cv/default_--input-size_576_--lr_2e-3_--companion-lr_4e-3_--evidence-explained_4" \
     "runs/cv/default_--input-size_576_--lr_2e-3_--companion-lr_4e-3_--evidence-explained_8" \
     "runs/cv/default_--input-size_576_--lr_2e-3_--companion-lr_4e-3_--evidence-inhibition_0_--evidence-explained_8"
+# how many recurrent steps, with the shipped recipe (MODEL_CARD.md)
+RAM_THREADS=1 $PY scripts/cross_validate.py --root "$ROOT" --variants "$B --steps 7" --seeds 0 &
+RAM_THREADS=1 $PY scripts/cross_validate.py --root "$ROOT" --variants "$B --steps 3" --seeds 0 &
+RAM_THREADS=1 $PY scripts/cross_validate.py --root "$ROOT" --variants "$B --steps 1" --seeds 0 &
+wait
+$PY scripts/fit_fusion.py --root "$ROOT" "runs/cv/default_--input-size_576_--lr_2e-3_--companion-lr_4e-3_--steps_7" \
+    "runs/cv/default_--input-size_576_--lr_2e-3_--companion-lr_4e-3_--steps_3" \
+    "runs/cv/default_--input-size_576_--lr_2e-3_--companion-lr_4e-3_--steps_1"
 
 train() {  # NAME, then train options
   local name=$1; shift
@@ -99,6 +107,9 @@ $PY scripts/model_card_tables.py --root "$ROOT" --variants "paper_--lr_3e-4" \
     "default_--input-size_576_--lr_2e-3_--companion-lr_4e-3_--evidence-explained_4_--fit-fusion" \
     "default_--input-size_576_--lr_2e-3_--companion-lr_4e-3_--evidence-explained_8_--fit-fusion" \
     "default_--input-size_576_--lr_2e-3_--companion-lr_4e-3_--evidence-inhibition_0_--evidence-explained_8_--fit-fusion" \
+    "default_--input-size_576_--lr_2e-3_--companion-lr_4e-3_--steps_7_--fit-fusion" \
+    "default_--input-size_576_--lr_2e-3_--companion-lr_4e-3_--steps_3_--fit-fusion" \
+    "default_--input-size_576_--lr_2e-3_--companion-lr_4e-3_--steps_1_--fit-fusion" \
     --ablations "paper_--lr_3e-4_--steps_1" "paper_--lr_3e-4_--steps_3" "paper_--lr_3e-4_--gamma_0" \
     "paper_--lr_3e-4_--scale-weight_0" "paper_--lr_3e-4_--positive-weight_0" "paper_--lr_3e-4_--anchor-weight_0" \
     "paper_--lr_3e-4_--no-memory"
