@@ -55,23 +55,21 @@ RAM_THREADS=1 $PY scripts/cross_validate.py --root "$ROOT" \
 wait
 $PY scripts/fit_fusion.py --root "$ROOT" "runs/cv/default_--input-size_576_--lr_2e-3_--companion-lr_4e-3_--evidence-inhibition_8" \
     "runs/cv/default_--input-size_576_--lr_2e-3_--companion-lr_4e-3_--evidence-inhibition_4"
+# seed 0 of the shipped recipe with three changes in parallel, then its per-class fusion weights: CHANGE...
+seed0_of_shipped() {
+  local B="default --input-size 576 --lr 2e-3 --companion-lr 4e-3" R="runs/cv/default_--input-size_576_--lr_2e-3_--companion-lr_4e-3"
+  local change runs=()
+  for change in "$@"; do
+    RAM_THREADS=1 $PY scripts/cross_validate.py --root "$ROOT" --variants "$B $change" --seeds 0 &
+    runs+=("${R}_${change// /_}")
+  done
+  wait
+  $PY scripts/fit_fusion.py --root "$ROOT" "${runs[@]}"
+}
 # inhibition by what earlier steps explained, per class (not adopted: MODEL_CARD.md)
-B="default --input-size 576 --lr 2e-3 --companion-lr 4e-3"
-RAM_THREADS=1 $PY scripts/cross_validate.py --root "$ROOT" --variants "$B --evidence-explained 4" --seeds 0 &
-RAM_THREADS=1 $PY scripts/cross_validate.py --root "$ROOT" --variants "$B --evidence-explained 8" --seeds 0 &
-RAM_THREADS=1 $PY scripts/cross_validate.py --root "$ROOT" --variants "$B --evidence-inhibition 0 --evidence-explained 8" --seeds 0 &
-wait
-$PY scripts/fit_fusion.py --root "$ROOT" "runs/cv/default_--input-size_576_--lr_2e-3_--companion-lr_4e-3_--evidence-explained_4" \
-    "runs/cv/default_--input-size_576_--lr_2e-3_--companion-lr_4e-3_--evidence-explained_8" \
-    "runs/cv/default_--input-size_576_--lr_2e-3_--companion-lr_4e-3_--evidence-inhibition_0_--evidence-explained_8"
+seed0_of_shipped "--evidence-explained 4" "--evidence-explained 8" "--evidence-inhibition 0 --evidence-explained 8"
 # how many recurrent steps, with the shipped recipe (MODEL_CARD.md)
-RAM_THREADS=1 $PY scripts/cross_validate.py --root "$ROOT" --variants "$B --steps 7" --seeds 0 &
-RAM_THREADS=1 $PY scripts/cross_validate.py --root "$ROOT" --variants "$B --steps 3" --seeds 0 &
-RAM_THREADS=1 $PY scripts/cross_validate.py --root "$ROOT" --variants "$B --steps 1" --seeds 0 &
-wait
-$PY scripts/fit_fusion.py --root "$ROOT" "runs/cv/default_--input-size_576_--lr_2e-3_--companion-lr_4e-3_--steps_7" \
-    "runs/cv/default_--input-size_576_--lr_2e-3_--companion-lr_4e-3_--steps_3" \
-    "runs/cv/default_--input-size_576_--lr_2e-3_--companion-lr_4e-3_--steps_1"
+seed0_of_shipped "--steps 7" "--steps 3" "--steps 1"
 
 train() {  # NAME, then train options
   local name=$1; shift
