@@ -2,8 +2,8 @@
 
     python benchmarks/bench_attention.py [--batches 1 32] [--repeats 10 3] [--profile]
 
-The shipped model's configuration (benchmarks/common.py: input 448, K = 5, 7 x 7 regions, "flatten",
-"evidence", ImageNet prior) on EfficientNet-Lite0 with its package weights.  For each batch size it times
+The shipped model's configuration (benchmarks/common.py: input 576, K = 7, 7 x 7 regions, "flatten",
+"evidence", ImageNet prior, CSRA companion) on EfficientNet-Lite0 with its package weights.  For each batch size it times
 the backbone on a random batch, then the head on the backbone's feature map, and prints the head's
 cost as a fraction of the backbone's (goal: at most 10 %).  The head's time is split by module (forward
 hooks) with the rest (the samplers, the loop's small tensor operations) as "other"; --profile adds

@@ -17,8 +17,8 @@ if str(ROOT) not in sys.path:
 
 def shipped_config(**changes):
     """The default model's configuration, read from assets/ram_default.safetensors (VOC classes, input
-    448, K = 5, 7 x 7 regions, "flatten" encoder, "evidence" localizer, ImageNet prior, region skip,
-    global step fused, hidden 256), on EfficientNet-Lite0."""
+    576, K = 7, 7 x 7 regions, "flatten" encoder, "evidence" localizer, ImageNet prior, region skip,
+    CSRA companion, hidden 256), on EfficientNet-Lite0."""
     from ram_core.checkpoints import read_metadata
     from ram_core.inference import DEFAULT_CHECKPOINT
 

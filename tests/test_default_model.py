@@ -32,6 +32,17 @@ def test_shipped_checkpoints_are_small_and_described():
         assert info.evaluation["seeds"] >= 1
 
 
+def test_shipped_default_is_the_preset_it_names():
+    """The shipped default was trained with `--preset default` as it stands (K = DEFAULT_STEPS, 576, ...):
+    only the per-class fusion weights, chosen after training on out-of-fold scores, are added."""
+    from ram_core.presets import DEFAULT_STEPS, default_config
+
+    shipped = read_metadata(DEFAULT_CHECKPOINT).config
+    assert shipped.num_steps == DEFAULT_STEPS
+    assert shipped.class_companion_weights is not None
+    assert shipped.replace(class_companion_weights=None) == default_config(shipped.class_names)
+
+
 def test_bundled_evaluations_are_out_of_fold():
     import json
 

@@ -23,6 +23,7 @@ import pytest
 
 from ram_core.app_launcher import STREAMLIT_OPTIONS, streamlit_command
 from ram_core.cli import build_parser
+from ram_core.presets import DEFAULT_STEPS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -110,7 +111,7 @@ def test_ram_studio_predict_runs_from_another_folder(installed):
     trace = json.loads(out.stdout.strip().splitlines()[0])
     assert trace["image"] == "my cat.jpg"
     assert "cat" in trace["labels"]  # the default model, found inside the installed package
-    assert len(trace["steps"]) == 5
+    assert len(trace["steps"]) == DEFAULT_STEPS  # the default model's K
     assert not list(work.glob("runs")) and not list(work.glob("cache"))  # predicting writes nothing
 
 

@@ -1,7 +1,7 @@
 """One distinct colour per recurrent step, shared by every figure, PNG and GIF.
 
 The palette is Sasha Trubetskoy's "20 distinct colours" (first ten, reordered so that neighbouring
-steps contrast): saturated enough to read on a photo, different enough to tell five steps apart.
+steps contrast): saturated enough to read on a photo, different enough to tell seven steps apart.
 The global step (step 0, the whole feature map) is drawn in a neutral grey.
 """
 
