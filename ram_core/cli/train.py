@@ -55,11 +55,14 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
     """Model and loss options.  All default to None: a preset fills what the user did not give."""
-    from ..presets import PRESETS
+    from ..presets import DEFAULT_INPUT_SIZE, DEFAULT_STEPS, PRESETS
 
-    m = p.add_argument_group("model (an option given here overrides the preset's value)")
+    m = p.add_argument_group("model (an option given here overrides the preset's value; the defaults shown "
+                             "are those without --preset)")
     m.add_argument("--preset", choices=sorted(PRESETS), default=None,
-                   help="a named recipe: 'paper' = the paper's model and loss (docs/PAPER.md)")
+                   help="a named recipe: 'paper' = the paper's model and loss (docs/PAPER.md); 'default' = the "
+                        f"shipped default model's (K = {DEFAULT_STEPS}, {DEFAULT_INPUT_SIZE} x {DEFAULT_INPUT_SIZE}, evidence "
+                        "localizer, CSRA companion; assets/MODEL_CARD.md)")
     m.add_argument("--head", choices=list(HEADS), help="ram: recurrent attention; baseline: global average "
                    "pooling + linear; csra: class-specific residual attention" + _d("head"))
     m.add_argument("--backbone", help=_d("backbone"))
