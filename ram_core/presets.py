@@ -152,7 +152,7 @@ DEFAULT_INHIBITION = 2.0
 # centre and the first corner again, default_anchors; inhibition sends them elsewhere).  5-fold CV of the
 # shipped recipe, 3 seeds: 83.00 ± 0.30 vs 82.31 ± 0.32 for K = 5 (flip averaging 83.84 vs 83.76); on
 # photos with 2+ objects the steps visit 1.84 vs 1.73 objects, all on one object 36 % vs 41 %.  Seed 0:
-# K = 3 81.46, K = 1 75.52 (MODEL_CARD.md)
+# K = 3 81.46, K = 1 75.52; K = 9 (seeds 0, 1) 81.61, flip 81.81: past the peak (MODEL_CARD.md)
 DEFAULT_STEPS = 7
 
 PRESETS = {"paper": paper_config, "default": default_config}
