@@ -104,7 +104,7 @@ def default_config(class_names: list[str], backbone: str = "tf_efficientnet_lite
     evidence localizer, a region classifier and the ImageNet prior on every region (classes with an
     ImageNet group), CSRA's attention term on the global step, the recurrent branch's scores as the
     mean of the global step's and the steps' max, and a companion branch (CSRA on the whole map, its
-    own loss) mixed in half and half.  K = 7 steps (DEFAULT_STEPS), two more than the paper's."""
+    own loss) mixed in half and half.  DEFAULT_STEPS steps, more than the paper's 5 (chosen by CV)."""
     from .imagenet_prior import groups_for
 
     spec = get_backbone_spec(backbone)

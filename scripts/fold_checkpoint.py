@@ -10,6 +10,10 @@ trains the head of one fold of scripts/cross_validate.py (the same folds, recipe
 other four folds' cached features, saves it as a checkpoint, and writes a VOC root under --out
 whose Annotations and JPEGImages link to the real ones (nothing is copied) and whose
 ImageSets/Main/cvfold<F>.txt lists the fold's held-out photos.
+
+--fusion-from runs/cv/<variant>_--fit-fusion/seed<S> gives the checkpoint that fold's per-class fusion
+weights from scripts/fit_fusion.py's nested CV (chosen without the fold's photos), as the shipped
+default carries the weights chosen on all photos.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -31,12 +36,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cross_validate import VARIANTS, load_views, split_flags  # noqa: E402
 
 from ram_core.backbones import build_backbone  # noqa: E402
-from ram_core.checkpoints import make_provenance, save_checkpoint  # noqa: E402
+from ram_core.checkpoints import make_provenance, save_checkpoint, update_config  # noqa: E402
 from ram_core.cli import build_parser  # noqa: E402
 from ram_core.cli.train import config_from_args  # noqa: E402
 from ram_core.data.classes import VOC_CLASSES  # noqa: E402
 from ram_core.model import RAMModel, init_prior_from_backbone  # noqa: E402
 from ram_core.training.cross_validation import fit_head, stratified_folds  # noqa: E402
+
+
+def set_fold_fusion_weights(checkpoint: Path, fit_fusion_run: Path, fold: int) -> list[float]:
+    """Store fold `fold`'s per-class fusion weights from a fit_fusion.py run in `checkpoint`'s config."""
+    summary = json.loads((fit_fusion_run / "summary.json").read_text())
+    per_fold = (summary.get("fusion_weights") or {}).get("per_fold") or {}
+    if str(fold) not in per_fold:
+        raise SystemExit(f"{fit_fusion_run / 'summary.json'}: no nested-CV fusion weights for fold {fold} "
+                         "(is it a scripts/fit_fusion.py run?)")
+    weights = [float(w) for w in per_fold[str(fold)]]
+    update_config(checkpoint, class_companion_weights=weights)
+    return weights
 
 
 def main() -> None:
@@ -49,6 +66,8 @@ def main() -> None:
     p.add_argument("--root", default="../shared/data/VOCdevkit")
     p.add_argument("--cache-dir", default="cache/features")
     p.add_argument("--out", required=True)
+    p.add_argument("--fusion-from", metavar="FIT_FUSION_RUN",
+                   help="a fit_fusion.py run folder (its summary.json): this fold's nested-CV fusion weights")
     args = p.parse_args()
     torch.set_num_threads(int(os.environ.get("RAM_THREADS", "2")))
 
@@ -77,6 +96,8 @@ def main() -> None:
     save_checkpoint(out / "model.safetensors", model,
                     provenance=make_provenance(f"voc2007 trainval without CV fold {args.fold} "
                                                f"({len(train)} photos)", command))
+    if args.fusion_from:
+        set_fold_fusion_weights(out / "model.safetensors", Path(args.fusion_from), args.fold)
 
     voc = out / "VOCdevkit" / "VOC2007"
     (voc / "ImageSets" / "Main").mkdir(parents=True, exist_ok=True)

@@ -71,17 +71,19 @@ seed0_of_shipped "--evidence-explained 4" "--evidence-explained 8" "--evidence-i
 # how many recurrent steps, with the shipped recipe (MODEL_CARD.md); K = 7 won on seed 0, then on seeds 1
 # and 2 too, and is the shipped default (presets.DEFAULT_STEPS)
 seed0_of_shipped "--steps 7" "--steps 3" "--steps 1"
+# VARIANT, then seeds: one process per seed in parallel, then the variant's per-class fusion weights
+seeds_of() {
+  local variant=$1 seed; shift
+  for seed in "$@"; do
+    RAM_THREADS=1 $PY scripts/cross_validate.py --root "$ROOT" --variants "$variant" --seeds "$seed" &
+  done
+  wait
+  $PY scripts/fit_fusion.py --root "$ROOT" "runs/cv/${variant// /_}"
+}
 K7="default --input-size 576 --lr 2e-3 --companion-lr 4e-3 --steps 7"
-RAM_THREADS=1 $PY scripts/cross_validate.py --root "$ROOT" --variants "$K7" --seeds 1 &
-RAM_THREADS=1 $PY scripts/cross_validate.py --root "$ROOT" --variants "$K7" --seeds 2 &
-wait
-$PY scripts/fit_fusion.py --root "$ROOT" "runs/cv/${K7// /_}"
+seeds_of "$K7" 1 2
 # nine steps, seeds 0 and 1 (lower than seven and five: not adopted)
-K9="default --input-size 576 --lr 2e-3 --companion-lr 4e-3 --steps 9"
-RAM_THREADS=1 $PY scripts/cross_validate.py --root "$ROOT" --variants "$K9" --seeds 0 &
-RAM_THREADS=1 $PY scripts/cross_validate.py --root "$ROOT" --variants "$K9" --seeds 1 &
-wait
-$PY scripts/fit_fusion.py --root "$ROOT" "runs/cv/${K9// /_}"
+seeds_of "default --input-size 576 --lr 2e-3 --companion-lr 4e-3 --steps 9" 0 1
 
 train() {  # NAME, then train options
   local name=$1; shift
@@ -128,10 +130,8 @@ $PY scripts/model_card_tables.py --root "$ROOT" --variants "paper_--lr_3e-4" \
 $PY scripts/failure_cases.py "runs/cv/default_--input-size_576_--lr_2e-3_--companion-lr_4e-3_--steps_7_--fit-fusion/seed0" --root "$ROOT" \
     --classes person chair pottedplant tvmonitor dog bottle --n 3
 # occlusion on photos the model never saw: CV fold 0's model and its held-out photos
-$PY scripts/fold_checkpoint.py --root "$ROOT" --variant "$K7" --fold 0 --out runs/fold0_default576_k7
-# fold 0's own nested-CV fusion weights (chosen without fold 0's photos), as the shipped model has its own
-$PY -c "import json, sys; from ram_core.checkpoints import update_config; \
-w = json.load(open(sys.argv[1]))['fusion_weights']['per_fold']['0']; update_config(sys.argv[2], class_companion_weights=w)" \
-    "runs/cv/${K7// /_}_--fit-fusion/seed0/summary.json" runs/fold0_default576_k7/model.safetensors
+# with fold 0's own nested-CV fusion weights (chosen without fold 0's photos)
+$PY scripts/fold_checkpoint.py --root "$ROOT" --variant "$K7" --fold 0 --out runs/fold0_default576_k7 \
+    --fusion-from "runs/cv/${K7// /_}_--fit-fusion/seed0"
 $PY -m ram_core evaluate --checkpoint runs/fold0_default576_k7/model.safetensors --data voc \
     --root runs/fold0_default576_k7/VOCdevkit --split cvfold0 --out runs/fold0_default576_k7/eval --occlusion
